@@ -1,0 +1,234 @@
+//! Wiring: one function builds the app for production and for tests.
+
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+use actix_cors::Cors;
+use actix_web::{
+    App, HttpResponse, HttpServer,
+    dev::Server,
+    http::header,
+    middleware::{Condition, Logger, from_fn},
+    web,
+};
+use anyhow::Context;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{
+    auth::{TokenCache, Verifier, bearer_auth, dev_issuer::DevKey, jwks},
+    config::Settings,
+    db::{self, DbPool},
+    discovery,
+    error::ApiError,
+    health::{self, Draining},
+    metrics,
+    openapi::ApiDoc,
+    request_context::{self, X_REQUEST_ID},
+    users,
+};
+
+/// A built server, bound to its port, not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+    draining: Draining,
+    drain: Duration,
+    dev_key: Option<Arc<DevKey>>,
+}
+
+impl Application {
+    /// Connects the pool, runs migrations, starts the JWKS actor and binds
+    /// `HOST:PORT` (port 0 picks a free one). Must run inside the actix runtime.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = db::build_pool(&settings.database_url, settings.database_pool_size);
+        let migrate_pool = pool.clone();
+        web::block(move || db::run_migrations(&migrate_pool))
+            .await
+            .context("migrations were interrupted")?
+            .with_context(|| {
+                format!(
+                    "DATABASE_URL: cannot prepare the {} database",
+                    settings.database_url.backend()
+                )
+            })?;
+
+        let cache = TokenCache::default();
+        let (keys, dev_key) = if settings.dev_mode {
+            let dev_key =
+                Arc::new(DevKey::load_or_create(&settings.dev_key_path).context("DEV_KEY_PATH")?);
+            let keys = dev_key.key_set().map_err(anyhow::Error::msg)?;
+            (jwks::KeyStore::fixed(keys), Some(dev_key))
+        } else {
+            (
+                jwks::spawn(&settings.auth, cache.clone()).context("building the JWKS client")?,
+                None,
+            )
+        };
+        let verifier = Verifier::new(&settings.auth, keys, cache);
+
+        let listener =
+            TcpListener::bind((settings.host.as_str(), settings.port)).with_context(|| {
+                format!(
+                    "HOST/PORT: cannot listen on {}:{}",
+                    settings.host, settings.port
+                )
+            })?;
+        let port = listener.local_addr()?.port();
+        let draining = Draining::default();
+        let drain = settings.shutdown_drain;
+
+        let state = State {
+            settings: web::Data::new(settings),
+            pool: web::Data::new(pool),
+            verifier: web::Data::new(verifier),
+            draining: web::Data::new(draining.clone()),
+            metrics: web::Data::new(metrics::handle()),
+            dev_jwks: dev_key.as_ref().map(|k| web::Data::new(k.jwks())),
+        };
+        let server = HttpServer::new(move || state.clone().app())
+            .listen(listener)?
+            .disable_signals()
+            .shutdown_timeout(30)
+            .run();
+        Ok(Self {
+            port,
+            server,
+            draining,
+            drain,
+            dev_key,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The dev signing key, in dev mode.
+    pub fn dev_key(&self) -> Option<Arc<DevKey>> {
+        self.dev_key.clone()
+    }
+
+    /// Serves until SIGTERM or SIGINT; then `/readyz` answers 503 for the
+    /// drain period while requests are still served, then the server stops,
+    /// finishing in-flight requests.
+    pub async fn run(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let (draining, drain) = (self.draining, self.drain);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            log::info!("shutdown requested: draining for {}s", drain.as_secs());
+            draining.start();
+            tokio::time::sleep(drain).await;
+            handle.stop(true).await;
+        });
+        self.server.await
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[derive(Clone)]
+struct State {
+    settings: web::Data<Settings>,
+    pool: web::Data<DbPool>,
+    verifier: web::Data<Verifier>,
+    draining: web::Data<Draining>,
+    metrics: web::Data<metrics_exporter_prometheus::PrometheusHandle>,
+    dev_jwks: Option<web::Data<serde_json::Value>>,
+}
+
+impl State {
+    fn app(
+        self,
+    ) -> App<
+        impl actix_web::dev::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+    > {
+        let origins = &self.settings.cors_allowed_origins;
+        let mut cors = Cors::default()
+            .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+            .allowed_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                X_REQUEST_ID.clone(),
+            ])
+            .expose_headers([header::LOCATION, X_REQUEST_ID.clone()])
+            .max_age(3600)
+            .block_on_origin_mismatch(false);
+        for origin in origins {
+            cors = cors.allowed_origin(origin);
+        }
+        let mut app = App::new()
+            .app_data(self.settings.clone())
+            .app_data(self.pool.clone())
+            .app_data(self.verifier.clone())
+            .app_data(self.draining.clone())
+            .app_data(self.metrics.clone())
+            .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                ApiError::BadRequest(format!("invalid query string: {err}")).into()
+            }))
+            .route("/healthz", web::get().to(health::healthz))
+            .route("/readyz", web::get().to(health::readyz))
+            .route("/metrics", web::get().to(metrics::render))
+            .route(
+                "/.well-known/oauth-protected-resource",
+                web::get().to(discovery::protected_resource),
+            )
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
+            .route(
+                "/docs",
+                web::get().to(|| async {
+                    HttpResponse::PermanentRedirect()
+                        .insert_header((header::LOCATION, "/docs/"))
+                        .finish()
+                }),
+            )
+            .service(
+                web::scope("/users")
+                    .wrap(bearer_auth())
+                    .configure(users::handlers::routes),
+            );
+        if let Some(jwks) = &self.dev_jwks {
+            app = app
+                .app_data(jwks.clone())
+                .route("/.well-known/jwks.json", web::get().to(discovery::dev_jwks));
+        }
+        app.default_service(web::to(|| async {
+            Err::<HttpResponse, _>(ApiError::NoRoute)
+        }))
+        .wrap(from_fn(metrics::middleware))
+        .wrap(Condition::new(!origins.is_empty(), cors))
+        .wrap(from_fn(request_context::middleware))
+        .wrap(
+            // The path only (%U), never the query string: clients may misplace tokens there.
+            Logger::new(r#"%a "%{method}xi %U" %s %b %Dms request_id=%{x-request-id}o"#)
+                .custom_request_replace("method", |req| req.method().to_string()),
+        )
+    }
+}

@@ -1,0 +1,85 @@
+//! Successful verifications, so that a repeated token skips the signature check.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use moka::{Expiry, sync::Cache};
+
+use super::Principal;
+
+/// Entries kept at most; the least recently used go first.
+const CAPACITY: u64 = 10_000;
+
+/// A bounded cache keyed by the SHA-256 of the token; each entry lives no
+/// longer than its token's `exp`.
+#[derive(Clone)]
+pub struct TokenCache {
+    inner: Cache<[u8; 32], Arc<Principal>>,
+}
+
+struct UntilExpiry;
+
+impl Expiry<[u8; 32], Arc<Principal>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _: &[u8; 32],
+        principal: &Arc<Principal>,
+        _: Instant,
+    ) -> Option<Duration> {
+        let remaining = principal.expires_at.saturating_sub(unix_now()).max(0);
+        Some(Duration::from_secs(remaining.unsigned_abs()))
+    }
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self::with_capacity(CAPACITY)
+    }
+}
+
+impl TokenCache {
+    /// A cache of at most `capacity` verified tokens.
+    pub fn with_capacity(capacity: u64) -> Self {
+        Self {
+            inner: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(UntilExpiry)
+                .build(),
+        }
+    }
+
+    /// The hash a token is cached under.
+    pub fn key(token: &str) -> [u8; 32] {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest.as_ref());
+        key
+    }
+
+    /// A cached, still unexpired principal.
+    pub fn get(&self, key: &[u8; 32]) -> Option<Arc<Principal>> {
+        let found = self.inner.get(key).filter(|p| p.expires_at > unix_now());
+        let result = if found.is_some() { "hit" } else { "miss" };
+        metrics::counter!("usergate_token_cache_total", "result" => result).increment(1);
+        found
+    }
+
+    /// Remembers a verified token.
+    pub fn insert(&self, key: [u8; 32], principal: Arc<Principal>) {
+        self.inner.insert(key, principal);
+    }
+
+    /// Forgets everything (a key left the key set).
+    pub fn clear(&self) {
+        self.inner.invalidate_all();
+    }
+}

@@ -1,0 +1,149 @@
+//! What a verified access token says about its caller.
+
+use serde::{Deserialize, Deserializer};
+
+use super::TokenError;
+use crate::users::fields::{Email, Name, Subject};
+
+/// The claims usergate reads from an access token.
+#[derive(Debug, Deserialize)]
+pub struct AccessClaims {
+    /// The Auth0 subject.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub sub: Option<String>,
+    /// Expiry, seconds since the epoch; required (`jsonwebtoken` checks it,
+    /// and reports it missing only if deserialization lets it be absent).
+    #[serde(default)]
+    pub exp: Option<f64>,
+    /// Issue time, seconds since the epoch.
+    #[serde(default)]
+    pub iat: Option<f64>,
+    /// Space-separated OAuth scopes.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub scope: Option<String>,
+    /// Auth0 RBAC permissions.
+    #[serde(default, deserialize_with = "lenient_strings")]
+    pub permissions: Vec<String>,
+    /// Email, when the tenant adds it to access tokens.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub email: Option<String>,
+    /// Name, when the tenant adds it to access tokens.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub name: Option<String>,
+}
+
+/// The authenticated caller, as handlers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Who the token is about.
+    pub sub: Subject,
+    /// `scope` ∪ `permissions`, sorted, without duplicates.
+    pub permissions: Vec<String>,
+    /// A valid `email` claim, if any.
+    pub email: Option<Email>,
+    /// A valid `name` claim, if any.
+    pub name: Option<Name>,
+    /// The token's `exp`, seconds since the epoch.
+    pub expires_at: i64,
+}
+
+impl Principal {
+    /// Builds the principal; the subject must be present and valid.
+    pub fn from_claims(claims: AccessClaims) -> Result<Self, TokenError> {
+        let sub = claims
+            .sub
+            .and_then(|s| Subject::parse(s).ok())
+            .ok_or(TokenError::Claim("sub"))?;
+        let mut permissions: Vec<String> = claims
+            .scope
+            .as_deref()
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .chain(claims.permissions)
+            .collect();
+        permissions.sort_unstable();
+        permissions.dedup();
+        Ok(Self {
+            sub,
+            permissions,
+            email: claims.email.and_then(|e| Email::parse(e).ok()),
+            name: claims.name.and_then(|n| Name::parse(n).ok()),
+            expires_at: claims.exp.ok_or(TokenError::Claim("exp"))? as i64,
+        })
+    }
+
+    /// Whether the token grants `permission`.
+    pub fn has(&self, permission: &str) -> bool {
+        self.permissions
+            .binary_search_by(|p| p.as_str().cmp(permission))
+            .is_ok()
+    }
+}
+
+/// A string claim; any other JSON type counts as absent rather than failing the token.
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        _ => None,
+    })
+}
+
+/// An array of strings; other members and other types are ignored.
+fn lenient_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .filter_map(|v| match v {
+                serde_json::Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(json: serde_json::Value) -> AccessClaims {
+        serde_json::from_value(json).expect("claims deserialize")
+    }
+
+    #[test]
+    fn permissions_are_scope_union_permissions() {
+        let p = Principal::from_claims(claims(serde_json::json!({
+            "sub": "auth0|1", "exp": 10, "scope": "openid read:users  profile",
+            "permissions": ["delete:users", "read:users", 7]
+        })))
+        .expect("valid principal");
+        assert_eq!(
+            p.permissions,
+            ["delete:users", "openid", "profile", "read:users"]
+        );
+        assert!(p.has("delete:users") && !p.has("create:users"));
+    }
+
+    #[test]
+    fn subject_is_required() {
+        for sub in [
+            serde_json::json!(null),
+            serde_json::json!(""),
+            serde_json::json!(42),
+        ] {
+            let c = claims(serde_json::json!({"sub": sub, "exp": 10}));
+            assert_eq!(Principal::from_claims(c), Err(TokenError::Claim("sub")));
+        }
+    }
+
+    #[test]
+    fn invalid_profile_claims_are_dropped_not_fatal() {
+        let p = Principal::from_claims(claims(serde_json::json!({
+            "sub": "s", "exp": 10, "email": "not an email", "name": {"first": "Ada"}
+        })))
+        .expect("valid principal");
+        assert_eq!((p.email, p.name), (None, None));
+    }
+}

@@ -1,0 +1,171 @@
+//! The local dev signing key: `serve --dev` trusts it, `mint-token` signs with it.
+
+use std::{
+    fs,
+    io::Write,
+    path::Path,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context;
+use aws_lc_rs::{
+    encoding::AsDer,
+    rsa::{KeyPair, KeySize},
+    signature::KeyPair as _,
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::Serialize;
+
+use super::{guard::ALL_PERMISSIONS, jwks::KeySet};
+
+/// An RSA key pair kept on disk as PKCS#8 PEM.
+pub struct DevKey {
+    kid: String,
+    encoding: EncodingKey,
+    n: String,
+    e: String,
+}
+
+/// What a minted token says.
+#[derive(Debug, Clone, Serialize)]
+pub struct MintRequest {
+    /// `sub`.
+    pub sub: String,
+    /// `iss`.
+    pub iss: String,
+    /// `aud`.
+    pub aud: String,
+    /// Space-separated `scope`, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// `permissions`, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+    /// Lifetime.
+    #[serde(skip)]
+    pub ttl: Duration,
+}
+
+#[derive(Serialize)]
+struct MintedClaims<'a> {
+    #[serde(flatten)]
+    request: &'a MintRequest,
+    iat: u64,
+    exp: u64,
+}
+
+impl DevKey {
+    /// Loads the key at `path`, creating it (and a private folder) on first use.
+    pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
+        if !path.exists() {
+            Self::create(path)?;
+        }
+        let pem =
+            fs::read(path).with_context(|| format!("reading the dev key {}", path.display()))?;
+        Self::from_pem(&pem)
+            .with_context(|| format!("the dev key {} is not an RSA PKCS#8 key", path.display()))
+    }
+
+    fn create(path: &Path) -> anyhow::Result<()> {
+        let pair = KeyPair::generate(KeySize::Rsa2048)
+            .map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
+        let der = pair
+            .as_der()
+            .map_err(|_| anyhow::anyhow!("RSA key encoding failed"))?;
+        let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec()));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut file = private_file(path)
+            .with_context(|| format!("creating the dev key {}", path.display()))?;
+        file.write_all(pem.as_bytes())?;
+        log::info!("created a new dev signing key at {}", path.display());
+        Ok(())
+    }
+
+    /// Parses a PKCS#8 PEM RSA private key.
+    pub fn from_pem(pem_bytes: &[u8]) -> anyhow::Result<Self> {
+        let parsed = pem::parse(pem_bytes)?;
+        let pair = KeyPair::from_pkcs8(parsed.contents()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let public = pair.public_key();
+        let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
+        let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
+        let thumb = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, n.as_bytes());
+        let kid = format!("dev-{}", &URL_SAFE_NO_PAD.encode(thumb.as_ref())[..16]);
+        let encoding = EncodingKey::from_rsa_pem(pem_bytes)?;
+        Ok(Self {
+            kid,
+            encoding,
+            n,
+            e,
+        })
+    }
+
+    /// The key's id.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public JWKS document served at `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({"keys": [{
+            "kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid, "n": self.n, "e": self.e,
+        }]})
+    }
+
+    /// The key set the verifier trusts in dev mode.
+    pub fn key_set(&self) -> Result<KeySet, String> {
+        KeySet::from_jwks_json(self.jwks().to_string().as_bytes(), &[Algorithm::RS256])
+    }
+
+    /// Signs a token (RS256).
+    pub fn mint(&self, request: &MintRequest) -> anyhow::Result<String> {
+        let iat = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+        let claims = MintedClaims {
+            request,
+            iat,
+            exp: iat + request.ttl.as_secs(),
+        };
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
+    }
+}
+
+/// A request holding every users permission, for the dev `curl` line.
+pub fn all_permissions() -> Vec<String> {
+    ALL_PERMISSIONS.iter().map(|p| (*p).to_owned()).collect()
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn private_file(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn private_file(path: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+}

@@ -1,0 +1,139 @@
+//! Request extractors whose failures are problem+json naming the field.
+
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, error::PayloadError, web};
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A JSON body: `application/json`, at most 64 KiB, every field checked by
+/// its type; errors name the JSON path at fault.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = req.mime_type().ok().flatten().is_some_and(|m| {
+            m.type_() == mime::APPLICATION
+                && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+        });
+        let body = web::Bytes::from_request(req, payload);
+        let too_large = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+            .is_some_and(|len| len > MAX_BODY_BYTES);
+        Box::pin(async move {
+            if too_large {
+                return Err(ApiError::PayloadTooLarge {
+                    limit: MAX_BODY_BYTES,
+                });
+            }
+            let bytes = body.await.map_err(|e| match e.as_error::<PayloadError>() {
+                Some(PayloadError::Overflow) => ApiError::PayloadTooLarge {
+                    limit: MAX_BODY_BYTES,
+                },
+                _ => ApiError::BadRequest("the request body could not be read".into()),
+            })?;
+            if !is_json {
+                return Err(ApiError::BadRequest(
+                    "the body must be JSON, sent as Content-Type: application/json".into(),
+                ));
+            }
+            parse_json(&bytes).map(JsonBody)
+        })
+    }
+}
+
+/// Deserializes JSON, naming the path of the first bad field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::BadRequest(format!("the body is not valid JSON: {inner}"));
+        }
+        let detail = strip_position(&inner.to_string());
+        if path == "." || path.is_empty() {
+            // Missing and unknown fields are reported at the top level; name them.
+            let field = quoted_name(&detail).unwrap_or_else(|| "body".into());
+            ApiError::invalid(field, detail)
+        } else {
+            ApiError::invalid(path, detail)
+        }
+    })
+}
+
+/// serde_json appends " at line L column C"; a client needs the field, not that.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// The first `name` in backquotes, as serde writes field names.
+fn quoted_name(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_owned())
+}
+
+/// Parses a path id, answering 400 for anything but a positive 64-bit integer.
+pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::invalid("id", "must be a positive integer"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        sub: String,
+        is_active: Option<bool>,
+    }
+
+    fn field_of(json: &str) -> Option<String> {
+        match parse_json::<Body>(json.as_bytes()) {
+            Err(ApiError::Invalid { field, .. }) => Some(field),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(
+            field_of(r#"{"sub": "a", "is_active": "yes"}"#).as_deref(),
+            Some("is_active")
+        );
+        assert_eq!(field_of(r#"{"is_active": true}"#).as_deref(), Some("sub"));
+        assert_eq!(
+            field_of(r#"{"sub": "a", "admin": true}"#).as_deref(),
+            Some("admin")
+        );
+        assert!(matches!(
+            parse_json::<Body>(b"{not json"),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn ids_must_be_positive_integers() {
+        assert_eq!(parse_id("42").ok(), Some(42));
+        for bad in ["0", "-1", "abc", "1.5", "99999999999999999999"] {
+            assert!(parse_id(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Liveness and readiness.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{auth::Verifier, db, db::DbPool};
+
+/// Set when the server starts draining: `/readyz` then answers 503.
+#[derive(Debug, Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    /// Marks the server as draining.
+    pub fn start(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether draining has started.
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// `{"status":"ok"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+/// Readiness and the state of each part.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ok` or `unavailable`.
+    pub status: &'static str,
+    /// `ok`, or why the database is not ready.
+    pub database: String,
+    /// `ok`, or why no key set is loaded.
+    pub keys: String,
+    /// True once shutdown has begun.
+    pub draining: bool,
+}
+
+/// The process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+pub async fn healthz() -> web::Json<Health> {
+    web::Json(Health { status: "ok" })
+}
+
+/// Ready for traffic: the database answers and a key set is loaded.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn readyz(
+    pool: web::Data<DbPool>,
+    verifier: web::Data<Verifier>,
+    draining: web::Data<Draining>,
+) -> HttpResponse {
+    let pool = pool.get_ref().clone();
+    let database = match web::block(move || db::ping(&pool)).await {
+        Ok(Ok(())) => "ok".to_owned(),
+        Ok(Err(e)) => {
+            log::warn!("readiness: database unavailable: {e}");
+            "unavailable".to_owned()
+        }
+        Err(e) => {
+            log::warn!("readiness: database check failed: {e}");
+            "unavailable".to_owned()
+        }
+    };
+    let keys = if verifier.keys().current().is_some() {
+        "ok".to_owned()
+    } else {
+        "unavailable: no signing key set loaded yet".to_owned()
+    };
+    let draining = draining.is_draining();
+    let ready = database == "ok" && keys == "ok" && !draining;
+    let body = Readiness {
+        status: if ready { "ok" } else { "unavailable" },
+        database,
+        keys,
+        draining,
+    };
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header((actix_web::http::header::RETRY_AFTER, "5"))
+            .json(body)
+    }
+}

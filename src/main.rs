@@ -1,0 +1,256 @@
+//! The `usergate` command line.
+
+use std::{io::Read, process::ExitCode, time::Duration};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use usergate::{
+    Application, Settings,
+    auth::{
+        dev_issuer::{DevKey, MintRequest, all_permissions},
+        explain,
+    },
+    config::DEV_AUDIENCE,
+    db,
+};
+
+/// An Auth0-protected users API: verifies access tokens against the tenant's
+/// keys and keeps a local users table in step with the identity provider.
+///
+/// Configuration comes from the environment (and `.env`): see README.md.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve {
+        /// Trust a local dev signing key instead of an Auth0 tenant, and
+        /// print a ready-to-use curl line. Never for production.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Print a token signed by the dev key (the one `serve --dev` trusts).
+    MintToken {
+        /// The subject (`sub` claim).
+        #[arg(long)]
+        sub: String,
+        /// Space-separated `scope` claim, e.g. "read:users create:users".
+        #[arg(long)]
+        scope: Option<String>,
+        /// Comma-separated `permissions` claim (Auth0 RBAC).
+        #[arg(long, value_delimiter = ',')]
+        permissions: Option<Vec<String>>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// Audience; defaults to the first configured one.
+        #[arg(long)]
+        aud: Option<String>,
+    },
+    /// Run pending database migrations and exit.
+    Migrate,
+    /// Say whether a token would be accepted, and if not, exactly why.
+    ExplainToken {
+        /// The token, or `-` (the default) to read it from standard input.
+        #[arg(default_value = "-")]
+        token: String,
+        /// Check against the dev key and issuer instead of the tenant.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// GET the local /healthz; exit 0 when healthy (for Docker HEALTHCHECK).
+    Healthcheck,
+}
+
+fn main() -> ExitCode {
+    // A missing .env is normal; a broken one is worth a line.
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        eprintln!("error: .env: {e}");
+        return ExitCode::FAILURE;
+    }
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve { dev: false }) {
+        Command::Serve { dev } => serve(dev),
+        Command::MintToken {
+            sub,
+            scope,
+            permissions,
+            ttl,
+            aud,
+        } => mint_token(sub, scope, permissions, ttl, aud),
+        Command::Migrate => migrate(),
+        Command::ExplainToken { token, dev } => explain_token(&token, dev),
+        Command::Healthcheck => healthcheck(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the variable or step at fault and what is wrong.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(dev: bool) -> anyhow::Result<ExitCode> {
+    let settings = Settings::from_env(dev)?;
+    actix_web::rt::System::new().block_on(async move {
+        if dev {
+            eprintln!("{}", "*".repeat(72));
+            eprintln!(
+                "* DEV MODE: tokens signed by the local key {} are trusted.",
+                settings.dev_key_path.display()
+            );
+            eprintln!("* Never run this in production.");
+            eprintln!("{}", "*".repeat(72));
+        }
+        log::info!(
+            "usergate starting on {}:{} with {} ({})",
+            settings.host,
+            settings.port,
+            settings.database_url.backend(),
+            settings.auth.issuer
+        );
+        let (host, issuer, audience) = (
+            settings.host.clone(),
+            settings.auth.issuer.clone(),
+            settings
+                .auth
+                .audiences
+                .first()
+                .cloned()
+                .unwrap_or_else(|| DEV_AUDIENCE.into()),
+        );
+        let app = Application::build(settings).await?;
+        if let Some(key) = app.dev_key() {
+            let token = key.mint(&MintRequest {
+                sub: "dev|local-user".into(),
+                iss: issuer,
+                aud: audience,
+                scope: None,
+                permissions: Some(all_permissions()),
+                ttl: Duration::from_secs(24 * 3600),
+            })?;
+            let host = if host == "0.0.0.0" {
+                "127.0.0.1"
+            } else {
+                host.as_str()
+            };
+            println!(
+                "curl -H 'Authorization: Bearer {token}' http://{host}:{}/users/me",
+                app.port()
+            );
+        }
+        app.run().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn mint_token(
+    sub: String,
+    scope: Option<String>,
+    permissions: Option<Vec<String>>,
+    ttl: u64,
+    aud: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let settings = Settings::from_env(true)?;
+    let key = DevKey::load_or_create(&settings.dev_key_path).context("DEV_KEY_PATH")?;
+    let audience = aud
+        .or_else(|| settings.auth.audiences.first().cloned())
+        .unwrap_or_else(|| DEV_AUDIENCE.into());
+    let token = key.mint(&MintRequest {
+        sub,
+        iss: settings.auth.issuer.clone(),
+        aud: audience,
+        scope,
+        permissions,
+        ttl: Duration::from_secs(ttl),
+    })?;
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn migrate() -> anyhow::Result<ExitCode> {
+    let settings = Settings::from_env(false).or_else(|_| Settings::from_env(true))?;
+    let pool = db::build_pool(&settings.database_url, 1);
+    db::run_migrations(&pool).context("DATABASE_URL")?;
+    log::info!(
+        "migrations are up to date ({})",
+        settings.database_url.backend()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn explain_token(token: &str, dev: bool) -> anyhow::Result<ExitCode> {
+    let token = if token == "-" {
+        let mut buf = String::new();
+        std::io::stdin()
+            .read_to_string(&mut buf)
+            .context("reading the token from standard input")?;
+        buf
+    } else {
+        token.to_owned()
+    };
+    let settings = Settings::from_env(dev)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let explanation = runtime.block_on(async {
+        let keys = if dev {
+            DevKey::load_or_create(&settings.dev_key_path)
+                .map_err(|e| e.to_string())
+                .and_then(|k| k.key_set())
+        } else {
+            explain::fetch_key_set(&settings.auth).await
+        };
+        explain::explain(&token, &settings.auth, keys).await
+    });
+    for line in &explanation.lines {
+        println!("{line}");
+    }
+    Ok(if explanation.accepted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn healthcheck() -> anyhow::Result<ExitCode> {
+    let port = std::env::var("PORT")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "8000".into());
+    let port: u16 = port.parse().context("PORT: must be a number")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let healthy = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .build()?;
+        let response = client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await?;
+        Ok::<_, reqwest::Error>(response.status().is_success())
+    });
+    match healthy {
+        Ok(true) => Ok(ExitCode::SUCCESS),
+        Ok(false) => {
+            eprintln!("unhealthy: /healthz did not answer 200");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {}", e.without_url());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

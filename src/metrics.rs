@@ -1,0 +1,89 @@
+//! Prometheus metrics: the recorder, the request middleware and `/metrics`.
+
+use std::{sync::OnceLock, time::Instant};
+
+use actix_web::{
+    Error, HttpResponse,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    middleware::Next,
+    web,
+};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::{auth::Verifier, db::DbPool};
+
+/// Latency buckets in seconds, from 100 µs to 5 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The process-wide recorder; installed once, shared by every app in the process.
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new();
+            let builder = builder
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(
+                        "usergate_http_request_duration_seconds".into(),
+                    ),
+                    LATENCY_BUCKETS,
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed, which this crate never does.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Middleware: counts requests and times them, by route pattern (never the raw path).
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let response = next.call(req).await?;
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let status = response.status().as_u16().to_string();
+    let labels = [
+        ("method", method.as_str().to_owned()),
+        ("route", route),
+        ("status", status),
+    ];
+    metrics::counter!("usergate_http_requests_total", &labels).increment(1);
+    metrics::histogram!("usergate_http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    Ok(response)
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn render(
+    handle: web::Data<PrometheusHandle>,
+    pool: web::Data<DbPool>,
+    verifier: web::Data<Verifier>,
+) -> HttpResponse {
+    let state = pool.state();
+    metrics::gauge!("usergate_db_pool_connections").set(f64::from(state.connections));
+    metrics::gauge!("usergate_db_pool_idle_connections").set(f64::from(state.idle_connections));
+    metrics::gauge!("usergate_db_pool_max_size").set(f64::from(pool.max_size()));
+    match verifier.keys().current() {
+        Some(keys) => {
+            metrics::gauge!("usergate_jwks_keys").set(keys.len() as f64);
+            metrics::gauge!("usergate_jwks_age_seconds")
+                .set(keys.loaded_at.elapsed().as_secs_f64());
+        }
+        None => metrics::gauge!("usergate_jwks_keys").set(0.0),
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(handle.render())
+}

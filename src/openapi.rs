@@ -1,0 +1,43 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
+};
+
+use crate::{discovery, error::Problem, health, users};
+
+/// The API of usergate.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "usergate", description = "Auth0-protected users API. Each operation's security lists the permission it needs (from the token's `scope` or `permissions`)."),
+    paths(
+        health::healthz,
+        health::readyz,
+        discovery::protected_resource,
+        users::handlers::get_me,
+        users::handlers::patch_me,
+        users::handlers::list,
+        users::handlers::create,
+        users::handlers::retrieve,
+        users::handlers::replace,
+        users::handlers::update,
+        users::handlers::destroy,
+    ),
+    components(schemas(Problem, users::User)),
+    modifiers(&BearerScheme),
+    tags((name = "users", description = "The local users table"), (name = "health", description = "Probes"))
+)]
+pub struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.bearer_format = Some("JWT".into());
+        scheme.description = Some("An Auth0 access token for this API's audience.".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}

@@ -1,0 +1,175 @@
+//! Field types that can only hold valid values (parse, don't validate).
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer};
+use utoipa::ToSchema;
+
+/// An Auth0 subject: 1 to 255 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(try_from = "String")]
+#[schema(value_type = String, min_length = 1, max_length = 255, example = "auth0|64a1f0c2e4b0d1a2b3c4d5e6")]
+pub struct Subject(String);
+
+/// An email address of at most 254 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(try_from = "String")]
+#[schema(value_type = String, format = Email, max_length = 254)]
+pub struct Email(String);
+
+/// A display name of 1 to 200 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(try_from = "String")]
+#[schema(value_type = String, min_length = 1, max_length = 200)]
+pub struct Name(String);
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+impl Subject {
+    /// Longest accepted subject, in characters.
+    pub const MAX_LEN: usize = 255;
+
+    /// Checks length and characters.
+    pub fn parse(s: impl Into<String>) -> Result<Self, String> {
+        let s = s.into();
+        let len = s.chars().count();
+        if len == 0 || s.trim().is_empty() {
+            return Err("must not be empty".into());
+        }
+        if len > Self::MAX_LEN {
+            return Err(format!("must be at most {} characters", Self::MAX_LEN));
+        }
+        if has_control(&s) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(Self(s))
+    }
+
+    /// The subject as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Email {
+    /// Longest accepted address, in characters (RFC 5321's path limit).
+    pub const MAX_LEN: usize = 254;
+
+    /// Checks length and address syntax.
+    pub fn parse(s: impl Into<String>) -> Result<Self, String> {
+        let s = s.into();
+        if s.chars().count() > Self::MAX_LEN {
+            return Err(format!("must be at most {} characters", Self::MAX_LEN));
+        }
+        if has_control(&s)
+            || s.contains(char::is_whitespace)
+            || !email_address::EmailAddress::is_valid(&s)
+        {
+            return Err("is not a valid email address".into());
+        }
+        Ok(Self(s))
+    }
+
+    /// The address as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Name {
+    /// Longest accepted name, in characters.
+    pub const MAX_LEN: usize = 200;
+
+    /// Checks length and characters.
+    pub fn parse(s: impl Into<String>) -> Result<Self, String> {
+        let s = s.into();
+        let len = s.chars().count();
+        if len == 0 {
+            return Err("must not be empty (send null to clear it)".into());
+        }
+        if len > Self::MAX_LEN {
+            return Err(format!("must be at most {} characters", Self::MAX_LEN));
+        }
+        if has_control(&s) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(Self(s))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+macro_rules! string_newtype {
+    ($($ty:ident),*) => {$(
+        impl TryFrom<String> for $ty {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                Self::parse(s)
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<$ty> for String {
+            fn from(v: $ty) -> String {
+                v.0
+            }
+        }
+    )*};
+}
+
+string_newtype!(Subject, Email, Name);
+
+/// Deserializes a field that may be absent (`None`), null (`Some(None)`) or set.
+pub fn nullable<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects() {
+        assert!(Subject::parse("auth0|abc").is_ok());
+        assert!(Subject::parse("x".repeat(255)).is_ok());
+        for bad in ["", "   ", "a\u{0}b", &"x".repeat(256)] {
+            assert!(Subject::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        assert!(Email::parse("ada@example.com").is_ok());
+        let local = "a".repeat(64);
+        let long = format!("{local}@{}.com", "b".repeat(250 - 64));
+        assert!(long.len() > 254 && Email::parse(long).is_err());
+        for bad in ["", "no-at-sign", "a@", "@b.com", "a b@c.com", "a@b.com\n"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert!(Name::parse("Ada Lovelace").is_ok());
+        assert!(
+            Name::parse("é".repeat(200)).is_ok(),
+            "the limit counts characters, not bytes"
+        );
+        assert!(Name::parse("é".repeat(201)).is_err());
+        assert!(Name::parse("").is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! The users resource: rows, their SQL, and the `/users` endpoints.
+
+pub mod fields;
+pub mod handlers;
+pub mod model;
+pub mod repo;
+pub mod service;
+
+pub use model::User;

@@ -1,0 +1,109 @@
+//! The `users` row and the shapes written to it.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::db::schema::users;
+
+/// A user row, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Serialize, ToSchema)]
+pub struct User {
+    /// Local id, a 64-bit integer.
+    pub id: i64,
+    /// The Auth0 subject (`sub` claim), unique.
+    #[schema(example = "auth0|64a1f0c2e4b0d1a2b3c4d5e6")]
+    pub sub: String,
+    /// Email address, if known.
+    pub email: Option<String>,
+    /// Display name, if known.
+    pub name: Option<String>,
+    /// `false` bans the user locally on every `/users` endpoint.
+    pub is_active: bool,
+    /// When the row was created (RFC 3339, UTC).
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: NaiveDateTime,
+    /// When the row last changed (RFC 3339, UTC).
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: NaiveDateTime,
+    /// Last authenticated request, refreshed at most every 5 minutes.
+    #[serde(with = "rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_seen_at: Option<NaiveDateTime>,
+}
+
+/// A row to insert.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    /// The subject.
+    pub sub: &'a str,
+    /// Email, if any.
+    pub email: Option<&'a str>,
+    /// Name, if any.
+    pub name: Option<&'a str>,
+    /// Active unless said otherwise.
+    pub is_active: bool,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Same as `created_at`.
+    pub updated_at: NaiveDateTime,
+    /// Set when created from a token: that request is a sighting.
+    pub last_seen_at: Option<NaiveDateTime>,
+}
+
+/// Changes to a row; `None` leaves a column as it is, `Some(None)` clears it.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    /// New email.
+    pub email: Option<Option<String>>,
+    /// New name.
+    pub name: Option<Option<String>>,
+    /// New active flag.
+    pub is_active: Option<bool>,
+    /// Always set by the repository.
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+/// The current time as stored: UTC, microsecond precision on both backends.
+pub fn now() -> NaiveDateTime {
+    let now = chrono::Utc::now().naive_utc();
+    now.with_nanosecond_truncated()
+}
+
+trait TruncateMicros {
+    fn with_nanosecond_truncated(self) -> Self;
+}
+
+impl TruncateMicros for NaiveDateTime {
+    fn with_nanosecond_truncated(self) -> Self {
+        use chrono::Timelike;
+        let micros = self.nanosecond() / 1_000 * 1_000;
+        self.with_nanosecond(micros).unwrap_or(self)
+    }
+}
+
+mod rfc3339 {
+    use chrono::{NaiveDateTime, SecondsFormat};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(t: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.and_utc().to_rfc3339_opts(SecondsFormat::Micros, true))
+    }
+}
+
+mod rfc3339_opt {
+    use chrono::NaiveDateTime;
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(t: &Option<NaiveDateTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::rfc3339::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+}

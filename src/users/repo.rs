@@ -1,0 +1,202 @@
+//! The only code that speaks SQL about users.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::{
+    prelude::*,
+    result::{DatabaseErrorKind, Error as DieselError},
+};
+
+use super::model::{NewUser, User, UserChanges, now};
+use crate::db::{DbConnection, schema::users};
+
+/// How often `last_seen_at` may be written for one user.
+pub const LAST_SEEN_INTERVAL: TimeDelta = TimeDelta::minutes(5);
+
+/// Columns a list can be ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderField {
+    /// Row id (the default).
+    Id,
+    /// Creation time.
+    CreatedAt,
+    /// Email address (missing ones last when ascending).
+    Email,
+}
+
+/// A validated list request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Rows per page, 1..=100.
+    pub limit: i64,
+    /// Rows skipped.
+    pub offset: i64,
+    /// Case-insensitive substring of sub, email or name.
+    pub search: Option<String>,
+    /// Sort column.
+    pub order: OrderField,
+    /// Descending when true.
+    pub descending: bool,
+}
+
+/// The outcome of an insert that may meet an existing `sub`.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// A row with this `sub` exists.
+    #[error("a user with this sub already exists")]
+    Conflict,
+    /// Anything else.
+    #[error(transparent)]
+    Db(#[from] DieselError),
+}
+
+/// One user by id.
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<User>> {
+    users::table.find(id).first(conn).optional()
+}
+
+/// One user by subject.
+pub fn find_by_sub(conn: &mut DbConnection, sub: &str) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::sub.eq(sub))
+        .first(conn)
+        .optional()
+}
+
+/// Inserts a row; `Conflict` when the `sub` is taken.
+pub fn create(conn: &mut DbConnection, new: &NewUser<'_>) -> Result<User, CreateError> {
+    diesel::insert_into(users::table)
+        .values(new)
+        .returning(users::all_columns)
+        .get_result(conn)
+        .map_err(|e| match e {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                CreateError::Conflict
+            }
+            e => CreateError::Db(e),
+        })
+}
+
+/// The row for `new.sub`, inserted if absent. Race-safe on both backends and
+/// across processes: the unique index decides, and the loser reads the
+/// winner's row. The steady state is one SELECT.
+pub fn get_or_create(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
+    if let Some(user) = find_by_sub(conn, new.sub)? {
+        return Ok(user);
+    }
+    match create(conn, new) {
+        Ok(user) => Ok(user),
+        Err(CreateError::Conflict) => users::table.filter(users::sub.eq(new.sub)).first(conn),
+        Err(CreateError::Db(e)) => Err(e),
+    }
+}
+
+/// Records a sighting unless one was recorded less than
+/// [`LAST_SEEN_INTERVAL`] ago (checked in the statement itself, so
+/// concurrent requests write at most once).
+pub fn touch_last_seen(conn: &mut DbConnection, user: &User) -> QueryResult<Option<NaiveDateTime>> {
+    let now = now();
+    if user
+        .last_seen_at
+        .is_some_and(|seen| now - seen < LAST_SEEN_INTERVAL)
+    {
+        return Ok(None);
+    }
+    let stale = users::last_seen_at
+        .is_null()
+        .or(users::last_seen_at.lt(now - LAST_SEEN_INTERVAL));
+    let updated = diesel::update(users::table.find(user.id).filter(stale))
+        .set(users::last_seen_at.eq(now))
+        .execute(conn)?;
+    Ok((updated > 0).then_some(now))
+}
+
+/// Applies `changes` and bumps `updated_at`; `None` when the id is unknown.
+pub fn update(
+    conn: &mut DbConnection,
+    id: i64,
+    mut changes: UserChanges,
+) -> QueryResult<Option<User>> {
+    changes.updated_at = Some(now());
+    diesel::update(users::table.find(id))
+        .set(&changes)
+        .returning(users::all_columns)
+        .get_result(conn)
+        .optional()
+}
+
+/// Deletes a row; `false` when the id is unknown.
+pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<bool> {
+    diesel::delete(users::table.find(id))
+        .execute(conn)
+        .map(|n| n > 0)
+}
+
+diesel::define_sql_function! {
+    /// SQL `lower`, on both backends.
+    fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+/// Escapes LIKE's wildcards so user text matches literally.
+fn like_pattern(search: &str) -> String {
+    let mut pattern = String::with_capacity(search.len() + 2);
+    pattern.push('%');
+    for c in search.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// One page of users and the total count of the filtered set.
+pub fn list(conn: &mut DbConnection, q: &ListQuery) -> QueryResult<(i64, Vec<User>)> {
+    let filtered = || {
+        let mut query = users::table.into_boxed();
+        if let Some(search) = &q.search {
+            let pattern = like_pattern(search);
+            query = query.filter(
+                lower(users::sub.nullable())
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(lower(users::email).like(pattern.clone()).escape('\\'))
+                    .or(lower(users::name).like(pattern).escape('\\')),
+            );
+        }
+        query
+    };
+    let count = filtered().count().get_result(conn)?;
+    let query = filtered();
+    // Ties are broken by id, so pages never repeat or skip a row.
+    let query = match (q.order, q.descending) {
+        (OrderField::Id, false) => query.order(users::id.asc()),
+        (OrderField::Id, true) => query.order(users::id.desc()),
+        (OrderField::CreatedAt, false) => query.order((users::created_at.asc(), users::id.asc())),
+        (OrderField::CreatedAt, true) => query.order((users::created_at.desc(), users::id.desc())),
+        // Backends disagree on where NULLs sort; pin it: last ascending, first descending.
+        (OrderField::Email, false) => query.order((
+            users::email.is_null().asc(),
+            users::email.asc(),
+            users::id.asc(),
+        )),
+        (OrderField::Email, true) => query.order((
+            users::email.is_null().desc(),
+            users::email.desc(),
+            users::id.desc(),
+        )),
+    };
+    let rows = query.limit(q.limit).offset(q.offset).load(conn)?;
+    Ok((count, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_pattern;
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(like_pattern("a%b_c\\"), "%a\\%b\\_c\\\\%");
+        assert_eq!(like_pattern("ÀB"), "%àb%");
+    }
+}

@@ -1,0 +1,53 @@
+//! Database work run off the actix workers.
+
+use actix_web::web;
+
+use super::{
+    model::{NewUser, User, now},
+    repo,
+};
+use crate::{
+    auth::Principal,
+    db::{DbConnection, DbError, DbPool},
+    error::ApiError,
+};
+
+/// Runs `f` with a pooled connection on the blocking pool.
+pub async fn with_conn<T, F>(pool: &DbPool, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    web::block(move || {
+        let mut conn = pool.get().map_err(DbError::from)?;
+        f(&mut conn)
+    })
+    .await?
+}
+
+/// The caller's row, created from the token on first sight (copying its
+/// `email` and `name`), with `last_seen_at` refreshed when stale.
+pub async fn sighting(pool: &DbPool, principal: &Principal) -> Result<User, ApiError> {
+    let sub = principal.sub.as_str().to_owned();
+    let email = principal.email.as_ref().map(|e| e.as_str().to_owned());
+    let name = principal.name.as_ref().map(|n| n.as_str().to_owned());
+    with_conn(pool, move |conn| {
+        let created_at = now();
+        let new = NewUser {
+            sub: &sub,
+            email: email.as_deref(),
+            name: name.as_deref(),
+            is_active: true,
+            created_at,
+            updated_at: created_at,
+            last_seen_at: Some(created_at),
+        };
+        let mut user = repo::get_or_create(conn, &new)?;
+        if let Some(seen) = repo::touch_last_seen(conn, &user)? {
+            user.last_seen_at = Some(seen);
+        }
+        Ok(user)
+    })
+    .await
+}
