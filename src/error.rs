@@ -143,6 +143,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
         match self {
+            Self::Auth(AuthError::KeysUnavailable) => {
+                response.insert_header((header::RETRY_AFTER, "5"));
+            }
             Self::Auth(e) => {
                 response.insert_header((header::WWW_AUTHENTICATE, e.challenge()));
             }

@@ -16,7 +16,7 @@ const CAPACITY: u64 = 10_000;
 /// longer than its token's `exp`.
 #[derive(Clone)]
 pub struct TokenCache {
-    inner: Cache<[u8; 32], Arc<Principal>>,
+    inner: Option<Cache<[u8; 32], Arc<Principal>>>,
 }
 
 struct UntilExpiry;
@@ -50,11 +50,18 @@ impl TokenCache {
     /// A cache of at most `capacity` verified tokens.
     pub fn with_capacity(capacity: u64) -> Self {
         Self {
-            inner: Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(UntilExpiry)
-                .build(),
+            inner: Some(
+                Cache::builder()
+                    .max_capacity(capacity)
+                    .expire_after(UntilExpiry)
+                    .build(),
+            ),
         }
+    }
+
+    /// A cache that remembers nothing: every token is verified in full.
+    pub fn disabled() -> Self {
+        Self { inner: None }
     }
 
     /// The hash a token is cached under.
@@ -67,7 +74,11 @@ impl TokenCache {
 
     /// A cached, still unexpired principal.
     pub fn get(&self, key: &[u8; 32]) -> Option<Arc<Principal>> {
-        let found = self.inner.get(key).filter(|p| p.expires_at > unix_now());
+        let found = self
+            .inner
+            .as_ref()?
+            .get(key)
+            .filter(|p| p.expires_at > unix_now());
         let result = if found.is_some() { "hit" } else { "miss" };
         metrics::counter!("usergate_token_cache_total", "result" => result).increment(1);
         found
@@ -75,11 +86,15 @@ impl TokenCache {
 
     /// Remembers a verified token.
     pub fn insert(&self, key: [u8; 32], principal: Arc<Principal>) {
-        self.inner.insert(key, principal);
+        if let Some(cache) = &self.inner {
+            cache.insert(key, principal);
+        }
     }
 
     /// Forgets everything (a key left the key set).
     pub fn clear(&self) {
-        self.inner.invalidate_all();
+        if let Some(cache) = &self.inner {
+            cache.invalidate_all();
+        }
     }
 }

@@ -89,6 +89,16 @@ impl Caller {
     pub fn has(&self, permission: &str) -> bool {
         self.principal.has(permission)
     }
+
+    /// 403 `insufficient_scope` unless the token grants `permission`.
+    pub fn require(&self, permission: &'static str) -> Result<(), ApiError> {
+        if self.has(permission) {
+            return Ok(());
+        }
+        metrics::counter!("usergate_auth_failures_total", "reason" => "insufficient_scope")
+            .increment(1);
+        Err(ApiError::InsufficientScope(permission))
+    }
 }
 
 impl FromRequest for Caller {
@@ -147,14 +157,11 @@ impl<P: Permission> FromRequest for Require<P> {
         let result = Caller::from_request(req, payload)
             .into_inner()
             .and_then(|caller| {
-                if caller.has(P::NAME) {
-                    Ok(Self {
-                        caller,
-                        _permission: PhantomData,
-                    })
-                } else {
-                    Err(ApiError::InsufficientScope(P::NAME))
-                }
+                caller.require(P::NAME)?;
+                Ok(Self {
+                    caller,
+                    _permission: PhantomData,
+                })
             });
         std::future::ready(result)
     }

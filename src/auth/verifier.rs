@@ -114,7 +114,7 @@ impl Verifier {
         let (alg, kid) = self.check_header(token)?;
 
         let mut keys = self.inner.keys.current();
-        if !keys.as_ref().is_some_and(|k| k.get(&kid).is_some()) {
+        if keys.as_ref().is_none_or(|k| k.get(&kid).is_none()) {
             // Only a token that could be ours may make us call the IdP.
             self.check_unverified_issuer(token)?;
             self.inner.keys.refresh(self.inner.refresh_wait).await;

@@ -295,9 +295,7 @@ pub async fn retrieve(
     if id == caller.user.id {
         return Ok(web::Json(caller.user));
     }
-    if !caller.has(ReadUsers::NAME) {
-        return Err(ApiError::InsufficientScope(ReadUsers::NAME));
-    }
+    caller.require(ReadUsers::NAME)?;
     let user = with_conn(&pool, move |conn| Ok(repo::find(conn, id)?)).await?;
     user.map(web::Json).ok_or(ApiError::NotFound)
 }

@@ -165,15 +165,6 @@ impl TestKey {
         k
     }
 
-    /// This key's JWK without its `alg` member.
-    pub fn without_alg(&self) -> Self {
-        let mut k = self.clone();
-        if let Some(o) = k.jwk.as_object_mut() {
-            o.remove("alg");
-        }
-        k
-    }
-
     /// Signs `claims` with this key's algorithm and kid.
     pub fn sign(&self, claims: &Value) -> String {
         self.sign_as(self.alg, claims)

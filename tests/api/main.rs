@@ -1,5 +1,8 @@
 //! One integration-test binary: a module per area.
 
+// Test setup that fails should panic with its message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod auth;
 mod helpers;
 mod jwks;

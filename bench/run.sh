@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Load benchmark on loopback: builds the release binary, starts it in dev mode
+# (its local issuer signs the tokens) on SQLite, or PostgreSQL with --postgres,
+# and measures each row with wrk on the same server in one run.
+#
+#   bench/run.sh [--postgres]      DURATION=10 CONNECTIONS=32 THREADS=2 TOKENS=30000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+backend=sqlite
+[ "${1:-}" = "--postgres" ] && backend=postgres
+duration="${DURATION:-10}"
+connections="${CONNECTIONS:-32}"
+threads="${THREADS:-2}"
+tokens="${TOKENS:-30000}"
+port="${BENCH_PORT:-18080}"
+
+if ! command -v wrk >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+cargo build --release --quiet --bin usergate --example mint_many
+bin=target/release/usergate
+mint=target/release/examples/mint_many
+
+work="$(mktemp -d)"
+export DEV_KEY_PATH="$work/dev-key.pem" HOST=127.0.0.1 PORT="$port" RUST_LOG=warn
+if [ "$backend" = postgres ]; then
+  base="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+  db="usergate_bench_$$"
+  psql -q "$base" -c "CREATE DATABASE $db"
+  export DATABASE_URL="${base%/*}/$db"
+else
+  export DATABASE_URL="sqlite://$work/bench.db"
+fi
+
+"$bin" serve --dev >"$work/serve.out" 2>"$work/serve.err" &
+pid=$!
+cleanup() {
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  [ "$backend" = postgres ] && psql -q "$base" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+url="http://127.0.0.1:$port"
+for _ in $(seq 1 100); do curl -fs "$url/healthz" >/dev/null && break; sleep 0.1; done
+
+issuer="http://localhost:$port/"
+audience="http://localhost:8000/users"
+one="$("$bin" mint-token --sub 'bench|one' --permissions read:users)"
+curl -fs -H "Authorization: Bearer $one" "$url/users/me" >/dev/null
+"$mint" "$DEV_KEY_PATH" "$issuer" "$audience" 'bench|user-' "$tokens" 3600 >"$work/first.txt"
+"$mint" "$DEV_KEY_PATH" "$issuer" "$audience" 'bench|user-' "$tokens" 3599 >"$work/again.txt"
+cat bench/tokens.lua bench/report.lua >"$work/tokens.lua"
+
+run() { # name path [token-file]
+  local name="$1" path="$2" script=bench/report.lua
+  local args=(-t "$threads" -c "$connections" -d "${duration}s" --latency)
+  if [ -n "${3:-}" ]; then
+    script="$work/tokens.lua"
+    export TOKENS_FILE="$3" WRK_THREADS="$threads"
+  else
+    args+=(-H "Authorization: Bearer $one")
+  fi
+  local line
+  line="$(wrk "${args[@]}" -s "$script" "$url$path" | grep '^RESULT')"
+  local rss
+  rss="$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")"
+  echo "$name $line $rss" >>"$work/rows"
+}
+
+run healthz /healthz
+run me_repeated_token /users/me
+run first_login /users/me "$work/first.txt"
+run me_distinct_tokens /users/me "$work/again.txt"
+run list_limit_50 "/users?limit=50"
+peak="$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")"
+
+{
+  echo "## $(date -u +%Y-%m-%d) — $backend, $connections connections, ${duration}s per row"
+  echo
+  echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), loopback, wrk $threads threads."
+  echo
+  echo "| row | requests/s | p50 ms | p99 ms | non-2xx | errors | RSS after (MB) | vs /healthz |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  base_rps=""
+  while read -r name _ requests secs p50 p99 non2xx errors rss; do
+    rps="$(awk -v r="$requests" -v s="$secs" 'BEGIN { printf "%.0f", r / s }')"
+    [ -z "$base_rps" ] && base_rps="$rps"
+    ratio="$(awk -v a="$rps" -v b="$base_rps" 'BEGIN { printf "%.0f %%", 100 * a / b }')"
+    printf '| %s | %s | %.2f | %.2f | %s | %s | %.1f | %s |\n' \
+      "$name" "$rps" "$p50" "$p99" "$non2xx" "$errors" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$ratio"
+  done <"$work/rows"
+  echo
+  echo "Peak server RSS over the run: $(awk -v k="$peak" 'BEGIN { printf "%.1f", k / 1024 }') MB."
+  echo
+} | tee -a "bench/results-$backend.md"

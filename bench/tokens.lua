@@ -1,0 +1,31 @@
+-- wrk script: each request sends the next token of TOKENS_FILE, each token
+-- once; a thread stops when its share of tokens runs out.
+local tokens = {}
+local threads = {}
+
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local file = os.getenv("TOKENS_FILE")
+  local count = tonumber(os.getenv("WRK_THREADS") or "1")
+  local i = 0
+  for line in io.lines(file) do
+    if i % count == id then
+      table.insert(tokens, line)
+    end
+    i = i + 1
+  end
+  index = 0
+end
+
+function request()
+  index = index + 1
+  if index > #tokens then
+    wrk.thread:stop()
+    index = #tokens
+  end
+  return wrk.format("GET", wrk.path, { ["Authorization"] = "Bearer " .. tokens[index] })
+end
