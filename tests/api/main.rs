@@ -4,6 +4,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod auth;
+mod browser;
 mod db;
 mod helpers;
 mod jwks;
