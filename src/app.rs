@@ -7,7 +7,7 @@ use actix_web::{
     App, HttpResponse, HttpServer,
     dev::Server,
     http::header,
-    middleware::{Condition, Logger, from_fn},
+    middleware::{Condition, ErrorHandlers, Logger, from_fn},
     web,
 };
 use anyhow::Context;
@@ -19,7 +19,7 @@ use crate::{
     config::Settings,
     db::{self, DbPool},
     discovery,
-    error::ApiError,
+    error::{ApiError, problem_fallback},
     health::{self, Draining},
     metrics,
     openapi::ApiDoc,
@@ -222,8 +222,11 @@ impl State {
         app.default_service(web::to(|| async {
             Err::<HttpResponse, _>(ApiError::NoRoute)
         }))
-        .wrap(from_fn(metrics::middleware))
         .wrap(Condition::new(!origins.is_empty(), cors))
+        // Answers made outside our handlers (CORS refusals, actix's own
+        // errors) become problem+json too.
+        .wrap(ErrorHandlers::new().default_handler(problem_fallback))
+        .wrap(from_fn(metrics::middleware))
         .wrap(from_fn(request_context::middleware))
         .wrap(
             // The path only (%U), never the query string: clients may misplace tokens there.

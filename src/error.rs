@@ -2,7 +2,9 @@
 
 use actix_web::{
     HttpResponse, ResponseError,
+    dev::ServiceResponse,
     http::{StatusCode, header},
+    middleware::ErrorHandlerResponse,
 };
 use serde::Serialize;
 
@@ -197,4 +199,49 @@ impl From<actix_web::error::BlockingError> for ApiError {
     fn from(e: actix_web::error::BlockingError) -> Self {
         Self::Internal(e.to_string())
     }
+}
+
+/// Turns an error answer that is not problem+json yet (one made by actix or
+/// actix-cors rather than by [`ApiError`]) into one, keeping its status.
+pub fn problem_fallback<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let detail = match res.response().error() {
+        Some(e) if status.is_client_error() => e.to_string(),
+        _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    let problem = Problem {
+        kind: format!(
+            "urn:usergate:problem:{}",
+            status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_lowercase()
+                .replace(' ', "-")
+        ),
+        title: status.canonical_reason().unwrap_or("Error"),
+        status: status.as_u16(),
+        detail,
+        field: None,
+        request_id: request_context::current_request_id(),
+    };
+    let (req, res) = res.into_parts();
+    let mut replacement = HttpResponse::build(status);
+    for (name, value) in res.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            replacement.append_header((name.clone(), value.clone()));
+        }
+    }
+    let replacement = replacement
+        .content_type("application/problem+json")
+        .body(serde_json::to_string(&problem).unwrap_or_default());
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, replacement).map_into_right_body(),
+    ))
 }
