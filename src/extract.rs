@@ -40,6 +40,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 },
                 _ => ApiError::BadRequest("the request body could not be read".into()),
             })?;
+            // Without a Content-Length (chunked, or compressed) only the bytes tell.
+            if bytes.len() > MAX_BODY_BYTES {
+                return Err(ApiError::PayloadTooLarge {
+                    limit: MAX_BODY_BYTES,
+                });
+            }
             if !is_json {
                 return Err(ApiError::BadRequest(
                     "the body must be JSON, sent as Content-Type: application/json".into(),
@@ -50,8 +56,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
-/// Deserializes JSON, naming the path of the first bad field.
+/// Deserializes a JSON object, naming the path of the first bad field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde would read a struct from an array of its fields in order; a body is an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -123,6 +133,7 @@ mod tests {
             field_of(r#"{"sub": "a", "admin": true}"#).as_deref(),
             Some("admin")
         );
+        assert_eq!(field_of(r#" ["a", true]"#).as_deref(), Some("body"));
         assert!(matches!(
             parse_json::<Body>(b"{not json"),
             Err(ApiError::BadRequest(_))

@@ -138,6 +138,16 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// Deserializes a field that may be absent (`None`) but, when sent, not null:
+/// a plain `Option` would take null for absent and silently ignore it.
+pub fn non_null<'de, T, D>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

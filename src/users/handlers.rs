@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
-    fields::{Email, Name, Subject, nullable},
+    fields::{Email, Name, Subject, non_null, nullable},
     model::{NewUser, User, UserChanges, now},
     repo::{self, CreateError, ListQuery, OrderField},
     service::with_conn,
@@ -59,6 +59,8 @@ pub struct CreateUser {
     #[schema(value_type = Option<String>)]
     pub name: Option<Name>,
     /// Defaults to true.
+    #[serde(default, deserialize_with = "non_null")]
+    #[schema(value_type = bool)]
     pub is_active: Option<bool>,
 }
 
@@ -89,6 +91,8 @@ pub struct UpdateUser {
     #[schema(value_type = Option<String>)]
     pub name: Option<Option<Name>>,
     /// New active flag.
+    #[serde(default, deserialize_with = "non_null")]
+    #[schema(value_type = bool)]
     pub is_active: Option<bool>,
 }
 
@@ -114,21 +118,37 @@ pub const DEFAULT_LIMIT: i64 = 50;
 impl ListParams {
     /// Validates every parameter, naming the one at fault.
     pub fn parse(&self) -> Result<ListQuery, ApiError> {
-        let number = |field: &str, raw: &Option<String>| -> Result<Option<i64>, ApiError> {
+        let number = |field: &str, raw: &Option<String>| -> Result<Option<u64>, ApiError> {
             raw.as_deref()
                 .map(|v| {
-                    v.parse::<u32>().map(i64::from).map_err(|_| {
-                        ApiError::invalid(field, "must be a non-negative whole number")
-                    })
+                    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(ApiError::invalid(
+                            field,
+                            "must be a non-negative whole number",
+                        ));
+                    }
+                    // Only digits: a failure is an overflow, i.e. a very large number.
+                    Ok(v.parse::<u64>().unwrap_or(u64::MAX))
                 })
                 .transpose()
         };
         let limit = match number("limit", &self.limit)? {
             None => DEFAULT_LIMIT,
             Some(0) => return Err(ApiError::invalid("limit", "must be at least 1")),
-            Some(n) => n.min(MAX_LIMIT),
+            // Any larger page is capped, however large the number.
+            Some(n) => i64::try_from(n).map_or(MAX_LIMIT, |n| n.min(MAX_LIMIT)),
         };
-        let offset = number("offset", &self.offset)?.unwrap_or(0);
+        // Bounded so that `offset + limit` cannot overflow.
+        let offset = match number("offset", &self.offset)?.map(u32::try_from) {
+            None => 0,
+            Some(Ok(n)) => i64::from(n),
+            Some(Err(_)) => {
+                return Err(ApiError::invalid(
+                    "offset",
+                    format!("must be at most {}", u32::MAX),
+                ));
+            }
+        };
         let search = self
             .search
             .as_deref()
@@ -138,6 +158,14 @@ impl ListParams {
             return Err(ApiError::invalid(
                 "search",
                 "must be at most 255 characters",
+            ));
+        }
+        // No row holds one (the fields refuse them), and PostgreSQL rejects NUL
+        // in text while SQLite cuts the pattern at it, matching every row.
+        if search.is_some_and(|s| s.chars().any(char::is_control)) {
+            return Err(ApiError::invalid(
+                "search",
+                "must not contain control characters",
             ));
         }
         let (descending, field) = match self.ordering.as_deref().map(str::trim) {

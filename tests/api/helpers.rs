@@ -528,3 +528,39 @@ pub fn challenge(response: &reqwest::Response) -> String {
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_usergate"))
 }
+
+// ---------------------------------------------------------------- more requests
+
+#[allow(clippy::expect_used)] // a failed request fails the test
+impl TestApp {
+    /// `method path` with a bearer token and a raw body, sent with
+    /// `content_type` (none when `None`).
+    pub async fn send_body(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// `DELETE path` with a bearer token.
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+}
