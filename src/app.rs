@@ -12,7 +12,7 @@ use actix_web::{
 };
 use anyhow::Context;
 use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::{
     auth::{TokenCache, Verifier, bearer_auth, dev_issuer::DevKey, jwks},
@@ -24,7 +24,7 @@ use crate::{
     metrics,
     openapi::ApiDoc,
     request_context::{self, X_REQUEST_ID},
-    users,
+    users::{self, UserCache},
 };
 
 /// A built server, bound to its port, not yet running.
@@ -80,6 +80,7 @@ impl Application {
         let state = State {
             settings: web::Data::new(settings),
             pool: web::Data::new(pool),
+            users: web::Data::new(UserCache::default()),
             verifier: web::Data::new(verifier),
             draining: web::Data::new(draining.clone()),
             metrics: web::Data::new(metrics::handle()),
@@ -152,6 +153,7 @@ async fn wait_for_signal() {
 struct State {
     settings: web::Data<Settings>,
     pool: web::Data<DbPool>,
+    users: web::Data<UserCache>,
     verifier: web::Data<Verifier>,
     draining: web::Data<Draining>,
     metrics: web::Data<metrics_exporter_prometheus::PrometheusHandle>,
@@ -187,6 +189,7 @@ impl State {
         let mut app = App::new()
             .app_data(self.settings.clone())
             .app_data(self.pool.clone())
+            .app_data(self.users.clone())
             .app_data(self.verifier.clone())
             .app_data(self.draining.clone())
             .app_data(self.metrics.clone())
@@ -200,7 +203,12 @@ impl State {
                 "/.well-known/oauth-protected-resource",
                 web::get().to(discovery::protected_resource),
             )
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
+            .service(
+                SwaggerUi::new("/docs/{_:.*}")
+                    .url("/openapi.json", ApiDoc::openapi())
+                    // No spec validation: it would send the document's URL to swagger.io.
+                    .config(SwaggerConfig::new(["/openapi.json"]).validator_url("none")),
+            )
             .route(
                 "/docs",
                 web::get().to(|| async {

@@ -208,13 +208,15 @@ pub fn problem_fallback<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHa
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == b"application/problem+json");
-    if is_problem {
+    // Deliberate non-error bodies (the readiness report) carry no error: keep them.
+    let Some(error) = res.response().error().filter(|_| !is_problem) else {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
-    }
+    };
     let status = res.status();
-    let detail = match res.response().error() {
-        Some(e) if status.is_client_error() => e.to_string(),
-        _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
+    let detail = if status.is_client_error() {
+        error.to_string()
+    } else {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
     };
     let problem = Problem {
         kind: format!(

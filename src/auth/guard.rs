@@ -11,7 +11,7 @@ use super::{AuthError, Principal, Verifier};
 use crate::{
     db::DbPool,
     error::ApiError,
-    users::{User, service},
+    users::{User, UserCache, service},
 };
 
 /// What the `Authorization` header holds, parsed per RFC 6750 §2.1.
@@ -202,16 +202,17 @@ async fn authenticate(req: &ServiceRequest, credentials: Credentials) -> Result<
         Credentials::Missing => return Err(AuthError::Missing.into()),
         Credentials::Malformed(why) => return Err(AuthError::Malformed(why).into()),
     };
-    let (Some(verifier), Some(pool)) = (
+    let (Some(verifier), Some(pool), Some(cache)) = (
         req.app_data::<web::Data<Verifier>>(),
         req.app_data::<web::Data<DbPool>>(),
+        req.app_data::<web::Data<UserCache>>(),
     ) else {
         return Err(ApiError::Internal(
-            "the app is wired without a verifier or a pool".into(),
+            "the app is wired without a verifier, pool or user cache".into(),
         ));
     };
     let principal = verifier.verify(&token).await?;
-    let user = service::sighting(pool, &principal).await?;
+    let user = service::sighting(pool, cache, &principal).await?;
     if !user.is_active {
         return Err(ApiError::Inactive);
     }

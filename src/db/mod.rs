@@ -180,14 +180,14 @@ pub fn run_migrations_on(conn: &mut DbConnection) -> Result<(), DbError> {
         |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
     match conn {
         DbConnection::Pg(pg) => {
-            // The key is arbitrary but fixed: "usergate" as bytes.
-            diesel::sql_query("SELECT pg_advisory_lock(7_590_944_467_386_593_637)").execute(pg)?;
+            // The key is arbitrary but fixed: "usergate" as bytes. No digit
+            // separators: PostgreSQL before 16 refuses `7_590_…` as a literal.
+            diesel::sql_query("SELECT pg_advisory_lock(7590944467386593637)").execute(pg)?;
             let result = pg
                 .run_pending_migrations(POSTGRES_MIGRATIONS)
                 .map(|_| ())
                 .map_err(migration_error);
-            diesel::sql_query("SELECT pg_advisory_unlock(7_590_944_467_386_593_637)")
-                .execute(pg)?;
+            diesel::sql_query("SELECT pg_advisory_unlock(7590944467386593637)").execute(pg)?;
             result
         }
         DbConnection::Sqlite(sqlite) => sqlite

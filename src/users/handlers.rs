@@ -5,10 +5,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
+    UserCache,
     fields::{Email, Name, Subject, non_null, nullable},
     model::{NewUser, User, UserChanges, now},
     repo::{self, CreateError, ListQuery, OrderField},
-    service::with_conn,
+    service::{self, with_conn},
 };
 use crate::{
     auth::{Caller, CreateUsers, DeleteUsers, Permission, ReadUsers, Require, UpdateUsers},
@@ -239,6 +240,7 @@ pub async fn get_me(caller: Caller) -> web::Json<User> {
 pub async fn patch_me(
     caller: Caller,
     pool: web::Data<DbPool>,
+    cache: web::Data<UserCache>,
     body: JsonBody<MeChanges>,
 ) -> Result<web::Json<User>, ApiError> {
     let changes = UserChanges {
@@ -247,7 +249,7 @@ pub async fn patch_me(
         ..UserChanges::default()
     };
     let id = caller.user.id;
-    let user = with_conn(&pool, move |conn| Ok(repo::update(conn, id, changes)?)).await?;
+    let user = service::update(&pool, &cache, id, changes).await?;
     user.map(web::Json).ok_or(ApiError::NotFound)
 }
 
@@ -335,6 +337,7 @@ pub async fn retrieve(
 pub async fn replace(
     _: Require<UpdateUsers>,
     pool: web::Data<DbPool>,
+    cache: web::Data<UserCache>,
     id: web::Path<String>,
     body: JsonBody<ReplaceUser>,
 ) -> Result<web::Json<User>, ApiError> {
@@ -346,7 +349,7 @@ pub async fn replace(
         is_active: Some(body.is_active),
         updated_at: None,
     };
-    let user = with_conn(&pool, move |conn| Ok(repo::update(conn, id, changes)?)).await?;
+    let user = service::update(&pool, &cache, id, changes).await?;
     user.map(web::Json).ok_or(ApiError::NotFound)
 }
 
@@ -357,6 +360,7 @@ pub async fn replace(
 pub async fn update(
     _: Require<UpdateUsers>,
     pool: web::Data<DbPool>,
+    cache: web::Data<UserCache>,
     id: web::Path<String>,
     body: JsonBody<UpdateUser>,
 ) -> Result<web::Json<User>, ApiError> {
@@ -368,7 +372,7 @@ pub async fn update(
         is_active: body.is_active,
         updated_at: None,
     };
-    let user = with_conn(&pool, move |conn| Ok(repo::update(conn, id, changes)?)).await?;
+    let user = service::update(&pool, &cache, id, changes).await?;
     user.map(web::Json).ok_or(ApiError::NotFound)
 }
 
@@ -379,10 +383,11 @@ pub async fn update(
 pub async fn destroy(
     _: Require<DeleteUsers>,
     pool: web::Data<DbPool>,
+    cache: web::Data<UserCache>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    let deleted = with_conn(&pool, move |conn| Ok(repo::delete(conn, id)?)).await?;
+    let deleted = service::delete(&pool, &cache, id).await?;
     if deleted {
         Ok(HttpResponse::NoContent().finish())
     } else {

@@ -124,11 +124,12 @@ pub fn update(
         .optional()
 }
 
-/// Deletes a row; `false` when the id is unknown.
-pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<bool> {
+/// Deletes a row and returns its `sub`; `None` when the id is unknown.
+pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<Option<String>> {
     diesel::delete(users::table.find(id))
-        .execute(conn)
-        .map(|n| n > 0)
+        .returning(users::sub)
+        .get_result(conn)
+        .optional()
 }
 
 diesel::define_sql_function! {

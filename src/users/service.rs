@@ -3,8 +3,9 @@
 use actix_web::web;
 
 use super::{
-    model::{NewUser, User, now},
-    repo,
+    UserCache,
+    model::{NewUser, User, UserChanges, now},
+    repo::{self, LAST_SEEN_INTERVAL},
 };
 use crate::{
     auth::Principal,
@@ -27,12 +28,24 @@ where
 }
 
 /// The caller's row, created from the token on first sight (copying its
-/// `email` and `name`), with `last_seen_at` refreshed when stale.
-pub async fn sighting(pool: &DbPool, principal: &Principal) -> Result<User, ApiError> {
+/// `email` and `name`), with `last_seen_at` refreshed when stale. A row seen
+/// moments ago comes from the cache, without a trip to the database.
+pub async fn sighting(
+    pool: &DbPool,
+    cache: &UserCache,
+    principal: &Principal,
+) -> Result<User, ApiError> {
+    if let Some(user) = cache.get(principal.sub.as_str())
+        && user
+            .last_seen_at
+            .is_some_and(|seen| now() - seen < LAST_SEEN_INTERVAL)
+    {
+        return Ok(user);
+    }
     let sub = principal.sub.as_str().to_owned();
     let email = principal.email.as_ref().map(|e| e.as_str().to_owned());
     let name = principal.name.as_ref().map(|n| n.as_str().to_owned());
-    with_conn(pool, move |conn| {
+    let user = with_conn(pool, move |conn| {
         let created_at = now();
         let new = NewUser {
             sub: &sub,
@@ -49,5 +62,30 @@ pub async fn sighting(pool: &DbPool, principal: &Principal) -> Result<User, ApiE
         }
         Ok(user)
     })
-    .await
+    .await?;
+    cache.put(&user);
+    Ok(user)
+}
+
+/// Applies `changes` to row `id` and keeps the cache in step; `None` when absent.
+pub async fn update(
+    pool: &DbPool,
+    cache: &UserCache,
+    id: i64,
+    changes: UserChanges,
+) -> Result<Option<User>, ApiError> {
+    let user = with_conn(pool, move |conn| Ok(repo::update(conn, id, changes)?)).await?;
+    if let Some(user) = &user {
+        cache.put(user);
+    }
+    Ok(user)
+}
+
+/// Deletes row `id` and forgets it; `false` when absent.
+pub async fn delete(pool: &DbPool, cache: &UserCache, id: i64) -> Result<bool, ApiError> {
+    let sub = with_conn(pool, move |conn| Ok(repo::delete(conn, id)?)).await?;
+    if let Some(sub) = &sub {
+        cache.forget(sub);
+    }
+    Ok(sub.is_some())
 }
