@@ -1,5 +1,5 @@
--- wrk script: each request sends the next token of TOKENS_FILE, each token
--- once; a thread stops when its share of tokens runs out.
+-- wrk script: each request sends the next token of TOKENS_FILE. A thread
+-- stops when its share runs out, or starts over when TOKENS_CYCLE=1.
 local tokens = {}
 local threads = {}
 
@@ -24,8 +24,12 @@ end
 function request()
   index = index + 1
   if index > #tokens then
-    wrk.thread:stop()
-    index = #tokens
+    if os.getenv("TOKENS_CYCLE") == "1" then
+      index = 1
+    else
+      wrk.thread:stop()
+      index = #tokens
+    end
   end
   return wrk.format("GET", wrk.path, { ["Authorization"] = "Bearer " .. tokens[index] })
 end

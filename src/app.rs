@@ -75,6 +75,7 @@ impl Application {
             })?;
         let port = listener.local_addr()?.port();
         let draining = Draining::default();
+        let pool_size = settings.database_pool_size as usize;
         let drain = settings.shutdown_drain;
 
         let state = State {
@@ -89,6 +90,8 @@ impl Application {
         let server = HttpServer::new(move || state.clone().app())
             .listen(listener)?
             .disable_signals()
+            // Every blocking task holds a pooled connection: more threads would only wait.
+            .worker_max_blocking_threads(pool_size)
             .shutdown_timeout(30)
             .run();
         Ok(Self {
