@@ -255,11 +255,11 @@ impl JwksActor {
             Ok(keys) => {
                 log::info!("loaded {} signing key(s) from {}", keys.len(), self.url);
                 let previous = self.current.swap(Some(Arc::new(keys)));
-                if let (Some(old), Some(new)) = (previous, self.current.load_full()) {
-                    if new.lost_keys_of(&old) {
-                        // Tokens signed by a removed key must not live on in the cache.
-                        self.cache.clear();
-                    }
+                if let (Some(old), Some(new)) = (previous, self.current.load_full())
+                    && new.lost_keys_of(&old)
+                {
+                    // Tokens signed by a removed key must not live on in the cache.
+                    self.cache.clear();
                 }
                 "success"
             }

@@ -114,7 +114,7 @@ impl Verifier {
         let (alg, kid) = self.check_header(token)?;
 
         let mut keys = self.inner.keys.current();
-        if !keys.as_ref().is_some_and(|k| k.get(&kid).is_some()) {
+        if keys.as_ref().is_none_or(|k| k.get(&kid).is_none()) {
             // Only a token that could be ours may make us call the IdP.
             self.check_unverified_issuer(token)?;
             self.inner.keys.refresh(self.inner.refresh_wait).await;
@@ -202,9 +202,11 @@ fn map_jwt_error(e: jsonwebtoken::errors::Error) -> TokenError {
                 _ => "registered",
             })
         }
-        ErrorKind::Json(_) | ErrorKind::Utf8(_) | ErrorKind::Base64(_) => {
-            TokenError::Claim("registered")
-        }
+        // The header was parsed before and the payload is only decoded once the
+        // signature verifies: bad base64 here is a mangled signature segment
+        // (e.g. non-zero trailing bits), not a claim problem.
+        ErrorKind::Base64(_) => TokenError::Signature,
+        ErrorKind::Json(_) | ErrorKind::Utf8(_) => TokenError::Claim("registered"),
         _ => TokenError::NotJwt,
     }
 }

@@ -1,7 +1,15 @@
 //! One integration-test binary: a module per area.
 
+// A test whose setup fails must stop loudly, helpers included.
+#![allow(clippy::expect_used)]
+
 mod auth;
+mod cli;
+mod database;
+// Shared by every area; an area may use only part of it.
+#[allow(dead_code)]
 mod helpers;
 mod jwks;
 mod platform;
+mod process;
 mod users;
