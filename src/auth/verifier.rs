@@ -202,9 +202,11 @@ fn map_jwt_error(e: jsonwebtoken::errors::Error) -> TokenError {
                 _ => "registered",
             })
         }
-        ErrorKind::Json(_) | ErrorKind::Utf8(_) | ErrorKind::Base64(_) => {
-            TokenError::Claim("registered")
-        }
+        // The header was parsed before and the payload is only decoded once the
+        // signature verifies: bad base64 here is a mangled signature segment
+        // (e.g. non-zero trailing bits), not a claim problem.
+        ErrorKind::Base64(_) => TokenError::Signature,
+        ErrorKind::Json(_) | ErrorKind::Utf8(_) => TokenError::Claim("registered"),
         _ => TokenError::NotJwt,
     }
 }

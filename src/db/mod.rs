@@ -107,10 +107,11 @@ impl ConnectionManager {
             DatabaseUrl::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(path)?;
                 // WAL lets readers run beside the writer; the busy timeout makes
-                // concurrent writers queue instead of failing with "database is locked".
+                // concurrent writers queue instead of failing with "database is
+                // locked". It comes first: switching to WAL takes a lock too.
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
                 Ok(DbConnection::Sqlite(conn))
@@ -180,7 +181,7 @@ pub fn run_migrations_on(conn: &mut DbConnection) -> Result<(), DbError> {
         |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
     match conn {
         DbConnection::Pg(pg) => {
-            // The key is arbitrary but fixed: "usergate" as bytes. No digit
+            // The key is arbitrary but the same in every replica. No digit
             // separators: PostgreSQL before 16 refuses `7_590_…` as a literal.
             diesel::sql_query("SELECT pg_advisory_lock(7590944467386593637)").execute(pg)?;
             let result = pg
@@ -190,10 +191,15 @@ pub fn run_migrations_on(conn: &mut DbConnection) -> Result<(), DbError> {
             diesel::sql_query("SELECT pg_advisory_unlock(7590944467386593637)").execute(pg)?;
             result
         }
-        DbConnection::Sqlite(sqlite) => sqlite
-            .run_pending_migrations(SQLITE_MIGRATIONS)
-            .map(|_| ())
-            .map_err(migration_error),
+        // BEGIN IMMEDIATE takes the write lock before the pending list is read,
+        // so processes starting together on one file migrate one after the
+        // other instead of both creating the tables.
+        DbConnection::Sqlite(sqlite) => sqlite.immediate_transaction(|sqlite| {
+            sqlite
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|_| ())
+                .map_err(migration_error)
+        }),
     }
 }
 

@@ -428,10 +428,10 @@ impl TestApp {
     /// Polls `/readyz` until it answers 200 (at most 10 s).
     pub async fn wait_ready(&self) {
         for _ in 0..200 {
-            if let Ok(r) = self.client.get(self.url("/readyz")).send().await {
-                if r.status() == 200 {
-                    return;
-                }
+            if let Ok(r) = self.client.get(self.url("/readyz")).send().await
+                && r.status() == 200
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

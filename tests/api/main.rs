@@ -1,12 +1,16 @@
 //! One integration-test binary: a module per area.
 
-// Test setup that fails should panic with its message.
+// A test whose setup fails must stop loudly, helpers included.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod auth;
 mod browser;
-mod db;
+mod cli;
+mod database;
+// Shared by every area; an area may use only part of it.
+#[allow(dead_code)]
 mod helpers;
 mod jwks;
 mod platform;
+mod process;
 mod users;
