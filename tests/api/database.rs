@@ -180,6 +180,12 @@ async fn database_outage_answers_503_with_retry_after_then_recovers_by_itself() 
         .to_owned();
     let token = app.token("auth0|outage", &[]);
     assert_eq!(app.get_me(&token).await.status(), 200, "before the outage");
+    let admin_token = app.token("auth0|outage-admin", &["read:users"]);
+    assert_eq!(
+        app.get_me(&admin_token).await.status(),
+        200,
+        "admin before the outage"
+    );
 
     let mut admin = PgConnection::establish(&base).expect("admin connection");
     let mut admin_sql = |sql: String| {
@@ -192,11 +198,21 @@ async fn database_outage_answers_503_with_retry_after_then_recovers_by_itself() 
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
     ));
 
-    for (case, sub) in [
-        ("known user", "auth0|outage"),
-        ("new user", "auth0|outage-new"),
+    // A user seen moments ago is still served from the user cache.
+    assert_eq!(
+        app.get_me(&token).await.status(),
+        200,
+        "known user, from the cache"
+    );
+    for (case, path, token) in [
+        ("new user", "/users/me", app.token("auth0|outage-new", &[])),
+        (
+            "a list, which needs the database",
+            "/users",
+            admin_token.clone(),
+        ),
     ] {
-        let r = app.get_me(&app.token(sub, &[])).await;
+        let r = app.get(path, &token).await;
         let retry_after = header_value(&r, "retry-after");
         let body = assert_problem(r, 503, case).await;
         assert!(retry_after.is_some(), "{case}: Retry-After");

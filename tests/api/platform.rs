@@ -282,6 +282,9 @@ async fn cors_answers_preflights_and_exposes_location_to_allowed_origins_only() 
 
     let r = preflight("http://evil.example").await.expect("preflight");
     assert_eq!(header_value(&r, "access-control-allow-origin"), None);
+    // actix-cors refuses it; the refusal still speaks problem+json.
+    let body = assert_problem(r, 400, "disallowed preflight").await;
+    assert!(body["request_id"].is_string(), "{body}");
     let r = app
         .client
         .get(app.url("/users/me"))
