@@ -87,7 +87,10 @@ impl Application {
             metrics: web::Data::new(metrics::handle()),
             dev_jwks: dev_key.as_ref().map(|k| web::Data::new(k.jwks())),
         };
+        // Links fall back to this authority when a request has no usable Host.
+        let authority = format!("{}:{port}", settings_host_for_links(&state.settings.host));
         let server = HttpServer::new(move || state.clone().app())
+            .server_hostname(authority)
             .listen(listener)?
             .disable_signals()
             // Every blocking task holds a pooled connection: more threads would only wait.
@@ -127,6 +130,13 @@ impl Application {
             handle.stop(true).await;
         });
         self.server.await
+    }
+}
+
+fn settings_host_for_links(host: &str) -> &str {
+    match host {
+        "0.0.0.0" | "::" => "localhost",
+        host => host,
     }
 }
 

@@ -94,7 +94,12 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // One line: the variable or step at fault and what is wrong.
-            eprintln!("error: {e:#}");
+            // libpq's messages span lines; keep the promise of one line.
+            let message = format!("{e:#}");
+            eprintln!(
+                "error: {}",
+                message.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
             ExitCode::FAILURE
         }
     }
@@ -205,8 +210,10 @@ fn explain_token(token: &str, dev: bool) -> anyhow::Result<ExitCode> {
         .build()?;
     let explanation = runtime.block_on(async {
         let keys = if dev {
-            DevKey::load_or_create(&settings.dev_key_path)
-                .map_err(|e| e.to_string())
+            // Read the key only: explaining a token must not create one.
+            std::fs::read(&settings.dev_key_path)
+                .map_err(|e| format!("no dev key at {}: {e}", settings.dev_key_path.display()))
+                .and_then(|pem| DevKey::from_pem(&pem).map_err(|e| e.to_string()))
                 .and_then(|k| k.key_set())
         } else {
             explain::fetch_key_set(&settings.auth).await
@@ -229,6 +236,14 @@ fn healthcheck() -> anyhow::Result<ExitCode> {
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "8000".into());
     let port: u16 = port.parse().context("PORT: must be a number")?;
+    // A wildcard listener is reached on loopback; a specific address on itself.
+    let host = match std::env::var("HOST").ok().filter(|h| !h.is_empty()) {
+        None => "127.0.0.1".to_owned(),
+        Some(h) if h == "0.0.0.0" => "127.0.0.1".to_owned(),
+        Some(h) if h == "::" || h == "[::]" => "[::1]".to_owned(),
+        Some(h) if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+        Some(h) => h,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -237,7 +252,7 @@ fn healthcheck() -> anyhow::Result<ExitCode> {
             .timeout(Duration::from_secs(3))
             .build()?;
         let response = client
-            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .get(format!("http://{host}:{port}/healthz"))
             .send()
             .await?;
         Ok::<_, reqwest::Error>(response.status().is_success())

@@ -65,7 +65,10 @@ pub async fn middleware(
     Ok(response)
 }
 
-/// `GET /metrics`: Prometheus text.
+/// Prometheus metrics: requests by route and status, latency, auth failures
+/// by reason, JWKS fetches, token cache, pool state.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn render(
     handle: web::Data<PrometheusHandle>,
     pool: web::Data<DbPool>,

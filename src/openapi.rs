@@ -5,7 +5,7 @@ use utoipa::{
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
 };
 
-use crate::{discovery, error::Problem, health, users};
+use crate::{discovery, error::Problem, health, metrics, users};
 
 /// The API of usergate.
 #[derive(OpenApi)]
@@ -14,6 +14,7 @@ use crate::{discovery, error::Problem, health, users};
     paths(
         health::healthz,
         health::readyz,
+        metrics::render,
         discovery::protected_resource,
         users::handlers::get_me,
         users::handlers::patch_me,

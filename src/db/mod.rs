@@ -157,8 +157,9 @@ impl From<r2d2::PoolError> for DbError {
     }
 }
 
-/// Builds the pool without connecting: the server starts even while the
-/// database is still coming up, and `/readyz` tells when it answers.
+/// Builds the pool without connecting; connections are opened on demand, so
+/// after start-up (which runs the migrations) the server rides out outages
+/// and `/readyz` tells when the database answers.
 pub fn build_pool(url: &DatabaseUrl, size: u32) -> DbPool {
     r2d2::Pool::builder()
         .max_size(size)
