@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::{
     AuthError, TokenCache, TokenError,
     cache::unix_now,
-    jwks::{KeySet, KeyStore},
+    jwks::{self, KeySet, KeyStore},
     verifier::{MAX_TOKEN_BYTES, RawHeader, Verifier},
 };
 use crate::config::AuthSettings;
@@ -22,22 +22,8 @@ pub struct Explanation {
 
 /// Fetches the configured JWKS once.
 pub async fn fetch_key_set(settings: &AuthSettings) -> Result<KeySet, String> {
-    let client = reqwest::Client::builder()
-        .timeout(settings.jwks_timeout)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let response = client
-        .get(settings.jwks_url.clone())
-        .send()
-        .await
-        .map_err(|e| e.without_url().to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("HTTP {}", response.status()));
-    }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| e.without_url().to_string())?;
+    let client = jwks::http_client(settings).map_err(|e| e.to_string())?;
+    let body = jwks::download(&client, &settings.jwks_url).await?;
     KeySet::from_jwks_json(&body, &settings.algorithms)
 }
 

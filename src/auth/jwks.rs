@@ -172,12 +172,7 @@ pub fn spawn(settings: &AuthSettings, cache: TokenCache) -> Result<KeyStore, req
     let current = Arc::new(ArcSwapOption::empty());
     let (tx, rx) = mpsc::channel(64);
     let actor = JwksActor {
-        client: reqwest::Client::builder()
-            .timeout(settings.jwks_timeout)
-            .connect_timeout(settings.jwks_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("usergate/", env!("CARGO_PKG_VERSION")))
-            .build()?,
+        client: http_client(settings)?,
         url: settings.jwks_url.clone(),
         allowed: settings.algorithms.clone(),
         refresh: settings.jwks_refresh,
@@ -247,8 +242,7 @@ impl JwksActor {
 
     /// One fetch; publishes the set on success and keeps the old one otherwise.
     async fn fetch(&self) -> bool {
-        let outcome = match self
-            .download()
+        let outcome = match download(&self.client, &self.url)
             .await
             .and_then(|body| KeySet::from_jwks_json(&body, &self.allowed))
         {
@@ -274,28 +268,38 @@ impl JwksActor {
         metrics::counter!("usergate_jwks_fetches_total", "outcome" => outcome).increment(1);
         outcome == "success"
     }
+}
 
-    async fn download(&self) -> Result<Vec<u8>, String> {
-        let mut response = self
-            .client
-            .get(self.url.clone())
-            .send()
-            .await
-            .map_err(|e| e.without_url().to_string())?;
-        if !response.status().is_success() {
-            return Err(format!("HTTP {}", response.status()));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| e.without_url().to_string())?
-        {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(format!("body over {MAX_JWKS_BYTES} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+/// The JWKS client every fetch uses: its time limit, no redirects.
+pub fn http_client(settings: &AuthSettings) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(settings.jwks_timeout)
+        .connect_timeout(settings.jwks_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("usergate/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// One GET of the JWKS document, refusing bodies over [`MAX_JWKS_BYTES`].
+pub async fn download(client: &reqwest::Client, url: &Url) -> Result<Vec<u8>, String> {
+    let mut response = client
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("HTTP {}", response.status()));
     }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| e.without_url().to_string())?
+    {
+        if body.len() + chunk.len() > MAX_JWKS_BYTES {
+            return Err(format!("body over {MAX_JWKS_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
