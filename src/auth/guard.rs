@@ -81,7 +81,7 @@ pub struct Caller {
     /// What the token says.
     pub principal: Arc<Principal>,
     /// The caller's `users` row (created on first sight).
-    pub user: User,
+    pub user: Arc<User>,
 }
 
 impl Caller {

@@ -1,7 +1,7 @@
 //! Recently seen users by subject: a steady stream of requests from one user
 //! costs no database round trip.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use moka::sync::Cache;
 
@@ -18,7 +18,7 @@ pub const USER_CACHE_TTL: Duration = Duration::from_secs(5);
 /// A bounded, short-lived cache of `users` rows keyed by `sub`.
 #[derive(Clone)]
 pub struct UserCache {
-    inner: Cache<String, User>,
+    inner: Cache<String, Arc<User>>,
 }
 
 impl Default for UserCache {
@@ -34,13 +34,13 @@ impl Default for UserCache {
 
 impl UserCache {
     /// The cached row of `sub`, if fresh.
-    pub fn get(&self, sub: &str) -> Option<User> {
+    pub fn get(&self, sub: &str) -> Option<Arc<User>> {
         self.inner.get(sub)
     }
 
     /// Remembers (or replaces) a row.
-    pub fn put(&self, user: &User) {
-        self.inner.insert(user.sub.clone(), user.clone());
+    pub fn put(&self, user: Arc<User>) {
+        self.inner.insert(user.sub.clone(), user);
     }
 
     /// Forgets the row of `sub` (deleted).

@@ -1,5 +1,7 @@
 //! The `/users` endpoints; thin: parse, check permission, call the repo.
 
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -230,7 +232,7 @@ fn page_url(req: &HttpRequest, q: &ListQuery, params: &ListParams, offset: i64) 
 /// The caller's own user, created on first sight.
 #[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = User), (status = 401, body = Problem), (status = 403, body = Problem)))]
-pub async fn get_me(caller: Caller) -> web::Json<User> {
+pub async fn get_me(caller: Caller) -> web::Json<Arc<User>> {
     web::Json(caller.user)
 }
 
@@ -323,7 +325,7 @@ pub async fn retrieve(
 ) -> Result<web::Json<User>, ApiError> {
     let id = parse_id(&id)?;
     if id == caller.user.id {
-        return Ok(web::Json(caller.user));
+        return Ok(web::Json(User::clone(&caller.user)));
     }
     caller.require(ReadUsers::NAME)?;
     let user = with_conn(&pool, move |conn| Ok(repo::find(conn, id)?)).await?;

@@ -1,5 +1,7 @@
 //! Database work run off the actix workers.
 
+use std::sync::Arc;
+
 use actix_web::web;
 
 use super::{
@@ -34,7 +36,7 @@ pub async fn sighting(
     pool: &DbPool,
     cache: &UserCache,
     principal: &Principal,
-) -> Result<User, ApiError> {
+) -> Result<Arc<User>, ApiError> {
     if let Some(user) = cache.get(principal.sub.as_str())
         && user
             .last_seen_at
@@ -63,7 +65,8 @@ pub async fn sighting(
         Ok(user)
     })
     .await?;
-    cache.put(&user);
+    let user = Arc::new(user);
+    cache.put(user.clone());
     Ok(user)
 }
 
@@ -76,7 +79,7 @@ pub async fn update(
 ) -> Result<Option<User>, ApiError> {
     let user = with_conn(pool, move |conn| Ok(repo::update(conn, id, changes)?)).await?;
     if let Some(user) = &user {
-        cache.put(user);
+        cache.put(Arc::new(user.clone()));
     }
     Ok(user)
 }
