@@ -209,6 +209,12 @@ impl State {
             .app_data(web::QueryConfig::default().error_handler(|err, _| {
                 ApiError::BadRequest(format!("invalid query string: {err}")).into()
             }))
+            // First: the hot path is matched before the docs' regex route.
+            .service(
+                web::scope("/users")
+                    .wrap(bearer_auth())
+                    .configure(users::handlers::routes),
+            )
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
             .route("/metrics", web::get().to(metrics::render))
@@ -229,11 +235,6 @@ impl State {
                         .insert_header((header::LOCATION, "/docs/"))
                         .finish()
                 }),
-            )
-            .service(
-                web::scope("/users")
-                    .wrap(bearer_auth())
-                    .configure(users::handlers::routes),
             );
         if let Some(jwks) = &self.dev_jwks {
             app = app
@@ -249,10 +250,12 @@ impl State {
         .wrap(ErrorHandlers::new().default_handler(problem_fallback))
         .wrap(from_fn(metrics::middleware))
         .wrap(from_fn(request_context::middleware))
-        .wrap(
+        .wrap(Condition::new(
+            // No access-log work at all when its lines would be filtered out.
+            log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info),
             // The path only (%U), never the query string: clients may misplace tokens there.
             Logger::new(r#"%a "%{method}xi %U" %s %b %Dms request_id=%{x-request-id}o"#)
                 .custom_request_replace("method", |req| req.method().to_string()),
-        )
+        ))
     }
 }
