@@ -16,7 +16,7 @@ use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::{
     auth::{TokenCache, Verifier, bearer_auth, dev_issuer::DevKey, jwks},
-    config::Settings,
+    config::{Settings, reachable_host},
     db::{self, DbPool},
     discovery,
     error::{ApiError, problem_fallback},
@@ -88,7 +88,7 @@ impl Application {
             dev_jwks: dev_key.as_ref().map(|k| web::Data::new(k.jwks())),
         };
         // Links fall back to this authority when a request has no usable Host.
-        let authority = format!("{}:{port}", settings_host_for_links(&state.settings.host));
+        let authority = format!("{}:{port}", reachable_host(&state.settings.host));
         let server = HttpServer::new(move || state.clone().app())
             .server_hostname(authority)
             .listen(listener)?
@@ -130,13 +130,6 @@ impl Application {
             handle.stop(true).await;
         });
         self.server.await
-    }
-}
-
-fn settings_host_for_links(host: &str) -> &str {
-    match host {
-        "0.0.0.0" | "::" => "localhost",
-        host => host,
     }
 }
 

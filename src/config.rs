@@ -196,6 +196,17 @@ impl Settings {
     }
 }
 
+/// The host part of a URL that reaches a server listening on `host`: a
+/// wildcard address is reached on loopback, an IPv6 address in brackets.
+pub fn reachable_host(host: &str) -> String {
+    match host {
+        "" | "0.0.0.0" => "127.0.0.1".to_owned(),
+        "::" | "[::]" => "[::1]".to_owned(),
+        h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+        h => h.to_owned(),
+    }
+}
+
 fn issuer_from_domain(domain: &str) -> Result<String, ConfigError> {
     let domain = domain.trim_end_matches('/');
     if domain.contains("://") || domain.contains('/') {
@@ -434,6 +445,19 @@ mod tests {
             s.auth.jwks_url.as_str(),
             "http://127.0.0.1:9999/.well-known/jwks.json"
         );
+    }
+
+    #[test]
+    fn wildcard_and_ipv6_hosts_become_reachable_url_hosts() {
+        for (listen, url_host) in [
+            ("0.0.0.0", "127.0.0.1"),
+            ("::", "[::1]"),
+            ("::1", "[::1]"),
+            ("10.1.2.3", "10.1.2.3"),
+            ("localhost", "localhost"),
+        ] {
+            assert_eq!(reachable_host(listen), url_host, "{listen}");
+        }
     }
 
     #[test]

@@ -213,21 +213,18 @@ pub fn problem_fallback<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHa
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     };
     let status = res.status();
+    let reason = status.canonical_reason().unwrap_or("Error");
     let detail = if status.is_client_error() {
         error.to_string()
     } else {
-        status.canonical_reason().unwrap_or("error").to_lowercase()
+        reason.to_lowercase()
     };
     let problem = Problem {
         kind: format!(
             "urn:usergate:problem:{}",
-            status
-                .canonical_reason()
-                .unwrap_or("error")
-                .to_lowercase()
-                .replace(' ', "-")
+            reason.to_lowercase().replace(' ', "-")
         ),
-        title: status.canonical_reason().unwrap_or("Error"),
+        title: reason,
         status: status.as_u16(),
         detail,
         field: None,

@@ -10,7 +10,7 @@ use usergate::{
         dev_issuer::{DevKey, MintRequest, all_permissions},
         explain,
     },
-    config::DEV_AUDIENCE,
+    config::{DEV_AUDIENCE, reachable_host},
     db,
 };
 
@@ -144,13 +144,9 @@ fn serve(dev: bool) -> anyhow::Result<ExitCode> {
                 permissions: Some(all_permissions()),
                 ttl: Duration::from_secs(24 * 3600),
             })?;
-            let host = if host == "0.0.0.0" {
-                "127.0.0.1"
-            } else {
-                host.as_str()
-            };
             println!(
-                "curl -H 'Authorization: Bearer {token}' http://{host}:{}/users/me",
+                "curl -H 'Authorization: Bearer {token}' http://{}:{}/users/me",
+                reachable_host(&host),
                 app.port()
             );
         }
@@ -236,14 +232,7 @@ fn healthcheck() -> anyhow::Result<ExitCode> {
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "8000".into());
     let port: u16 = port.parse().context("PORT: must be a number")?;
-    // A wildcard listener is reached on loopback; a specific address on itself.
-    let host = match std::env::var("HOST").ok().filter(|h| !h.is_empty()) {
-        None => "127.0.0.1".to_owned(),
-        Some(h) if h == "0.0.0.0" => "127.0.0.1".to_owned(),
-        Some(h) if h == "::" || h == "[::]" => "[::1]".to_owned(),
-        Some(h) if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
-        Some(h) => h,
-    };
+    let host = reachable_host(&std::env::var("HOST").unwrap_or_default());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -244,7 +244,7 @@ pub async fn patch_me(
     pool: web::Data<DbPool>,
     cache: web::Data<UserCache>,
     body: JsonBody<MeChanges>,
-) -> Result<web::Json<User>, ApiError> {
+) -> Result<web::Json<Arc<User>>, ApiError> {
     let changes = UserChanges {
         email: body.0.email.map(|e| e.map(String::from)),
         name: body.0.name.map(|n| n.map(String::from)),
@@ -342,7 +342,7 @@ pub async fn replace(
     cache: web::Data<UserCache>,
     id: web::Path<String>,
     body: JsonBody<ReplaceUser>,
-) -> Result<web::Json<User>, ApiError> {
+) -> Result<web::Json<Arc<User>>, ApiError> {
     let id = parse_id(&id)?;
     let body = body.0;
     let changes = UserChanges {
@@ -365,7 +365,7 @@ pub async fn update(
     cache: web::Data<UserCache>,
     id: web::Path<String>,
     body: JsonBody<UpdateUser>,
-) -> Result<web::Json<User>, ApiError> {
+) -> Result<web::Json<Arc<User>>, ApiError> {
     let id = parse_id(&id)?;
     let body = body.0;
     let changes = UserChanges {

@@ -76,10 +76,12 @@ pub async fn update(
     cache: &UserCache,
     id: i64,
     changes: UserChanges,
-) -> Result<Option<User>, ApiError> {
-    let user = with_conn(pool, move |conn| Ok(repo::update(conn, id, changes)?)).await?;
+) -> Result<Option<Arc<User>>, ApiError> {
+    let user = with_conn(pool, move |conn| Ok(repo::update(conn, id, changes)?))
+        .await?
+        .map(Arc::new);
     if let Some(user) = &user {
-        cache.put(Arc::new(user.clone()));
+        cache.put(user.clone());
     }
     Ok(user)
 }
