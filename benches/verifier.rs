@@ -14,12 +14,9 @@ use futures::executor::block_on;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use usergate::{
-    auth::{
-        TokenCache, Verifier,
-        dev_issuer::{DevKey, MintRequest},
-        jwks::{KeySet, KeyStore},
-    },
+    auth::{TokenCache, Verifier, jwks::KeyStore, key_set::KeySet},
     config::AuthSettings,
+    dev_issuer::{DevKey, MintRequest},
 };
 
 const ISSUER: &str = "https://bench.example/";

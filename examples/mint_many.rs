@@ -6,7 +6,7 @@
 
 use std::{io::Write, path::Path, time::Duration};
 
-use usergate::auth::dev_issuer::{DevKey, MintRequest, all_permissions};
+use usergate::dev_issuer::{DevKey, MintRequest, all_permissions};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

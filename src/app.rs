@@ -1,4 +1,4 @@
-//! Wiring: one function builds the app for production and for tests.
+//! Wiring only: one function builds the app for production and for tests.
 
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
@@ -15,15 +15,23 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::{
-    auth::{TokenCache, Verifier, bearer_auth, dev_issuer::DevKey, jwks},
-    config::{Settings, reachable_host},
+    auth::{
+        TokenCache, Verifier, bearer_auth,
+        jwks::{self, KeyStore},
+    },
+    config::{HttpSettings, Settings, reachable_host},
     db::{self, DbPool},
-    discovery,
-    error::{ApiError, problem_fallback},
+    dev_issuer::DevKey,
+    discovery::{self, DevJwks, ProtectedResource},
+    error::ApiError,
     health::{self, Draining},
+    http::{
+        RequestError, TrustedProxies,
+        problem::problem_fallback,
+        request_id::{self, X_REQUEST_ID},
+    },
     metrics,
     openapi::ApiDoc,
-    request_context::{self, X_REQUEST_ID},
     users::{self, UserCache},
 };
 
@@ -40,60 +48,42 @@ impl Application {
     /// Connects the pool, runs migrations, starts the JWKS actor and binds
     /// `HOST:PORT` (port 0 picks a free one). Must run inside the actix runtime.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool = db::build_pool(&settings.database_url, settings.database_pool_size);
-        let migrate_pool = pool.clone();
-        web::block(move || db::run_migrations(&migrate_pool))
-            .await
-            .context("migrations were interrupted")?
-            .with_context(|| {
-                format!(
-                    "DATABASE_URL: cannot prepare the {} database",
-                    settings.database_url.backend()
-                )
-            })?;
-
+        let pool = migrated_pool(&settings).await?;
         let cache = TokenCache::default();
-        let (keys, dev_key) = if settings.dev_mode {
-            let dev_key =
-                Arc::new(DevKey::load_or_create(&settings.dev_key_path).context("DEV_KEY_PATH")?);
-            let keys = dev_key.key_set().map_err(anyhow::Error::msg)?;
-            (jwks::KeyStore::fixed(keys), Some(dev_key))
-        } else {
-            (
-                jwks::spawn(&settings.auth, cache.clone()).context("building the JWKS client")?,
-                None,
-            )
-        };
+        let (keys, dev_key) = key_store(&settings, &cache)?;
         let verifier = Verifier::new(&settings.auth, keys, cache);
 
+        let listen = &settings.http.listen;
         let listener =
-            TcpListener::bind((settings.host.as_str(), settings.port)).with_context(|| {
+            TcpListener::bind((listen.host.as_str(), listen.port)).with_context(|| {
                 format!(
                     "HOST/PORT: cannot listen on {}:{}",
-                    settings.host, settings.port
+                    listen.host, listen.port
                 )
             })?;
         let port = listener.local_addr()?.port();
+        // Links fall back to this authority when a request has no usable Host.
+        let authority = format!("{}:{port}", reachable_host(&listen.host));
         let draining = Draining::default();
-        let pool_size = settings.database_pool_size as usize;
-        let drain = settings.shutdown_drain;
+        // Every blocking task holds a pooled connection: more threads would only wait.
+        let pool_size = settings.database.pool_size as usize;
+        let drain = settings.http.shutdown_drain;
 
         let state = State {
-            settings: web::Data::new(settings),
+            metadata: web::Data::new(ProtectedResource::of(&settings.auth)),
+            trusted_proxies: web::Data::new(settings.http.trusted_proxies.clone()),
+            http: web::Data::new(settings.http),
             pool: web::Data::new(pool),
             users: web::Data::new(UserCache::default()),
             verifier: web::Data::new(verifier),
             draining: web::Data::new(draining.clone()),
             metrics: web::Data::new(metrics::handle()),
-            dev_jwks: dev_key.as_ref().map(|k| web::Data::new(k.jwks())),
+            dev_jwks: dev_key.as_ref().map(|k| web::Data::new(DevJwks::of(k))),
         };
-        // Links fall back to this authority when a request has no usable Host.
-        let authority = format!("{}:{port}", reachable_host(&state.settings.host));
         let server = HttpServer::new(move || state.clone().app())
             .server_hostname(authority)
             .listen(listener)?
             .disable_signals()
-            // Every blocking task holds a pooled connection: more threads would only wait.
             .worker_max_blocking_threads(pool_size)
             .shutdown_timeout(30)
             .run();
@@ -133,6 +123,40 @@ impl Application {
     }
 }
 
+/// The pool, with the schema migrated.
+async fn migrated_pool(settings: &Settings) -> anyhow::Result<DbPool> {
+    let database = &settings.database;
+    let pool = db::build_pool(&database.url, database.pool_size);
+    let migrate_pool = pool.clone();
+    web::block(move || db::run_migrations(&migrate_pool))
+        .await
+        .context("migrations were interrupted")?
+        .with_context(|| {
+            format!(
+                "DATABASE_URL: cannot prepare the {} database",
+                database.url.backend()
+            )
+        })?;
+    Ok(pool)
+}
+
+/// The tenant's keys through the JWKS actor, or the dev key in dev mode.
+fn key_store(
+    settings: &Settings,
+    cache: &TokenCache,
+) -> anyhow::Result<(KeyStore, Option<Arc<DevKey>>)> {
+    if settings.dev.enabled {
+        let dev_key =
+            Arc::new(DevKey::load_or_create(&settings.dev.key_path).context("DEV_KEY_PATH")?);
+        let keys = dev_key.key_set().context("the dev key's JWKS")?;
+        Ok((KeyStore::fixed(keys), Some(dev_key)))
+    } else {
+        let keys =
+            jwks::spawn(&settings.auth, cache.clone()).context("building the JWKS client")?;
+        Ok((keys, None))
+    }
+}
+
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
@@ -155,31 +179,23 @@ async fn wait_for_signal() {
     }
 }
 
+/// What every worker's app shares.
 #[derive(Clone)]
 struct State {
-    settings: web::Data<Settings>,
+    http: web::Data<HttpSettings>,
+    trusted_proxies: web::Data<TrustedProxies>,
+    metadata: web::Data<ProtectedResource>,
     pool: web::Data<DbPool>,
     users: web::Data<UserCache>,
     verifier: web::Data<Verifier>,
     draining: web::Data<Draining>,
     metrics: web::Data<metrics_exporter_prometheus::PrometheusHandle>,
-    dev_jwks: Option<web::Data<serde_json::Value>>,
+    dev_jwks: Option<web::Data<DevJwks>>,
 }
 
 impl State {
-    fn app(
-        self,
-    ) -> App<
-        impl actix_web::dev::ServiceFactory<
-            actix_web::dev::ServiceRequest,
-            Config = (),
-            Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
-            Error = actix_web::Error,
-            InitError = (),
-        >,
-    > {
-        let origins = &self.settings.cors_allowed_origins;
-        let mut cors = Cors::default()
+    fn cors(&self) -> Cors {
+        let cors = Cors::default()
             .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
             .allowed_headers([
                 header::AUTHORIZATION,
@@ -189,26 +205,15 @@ impl State {
             .expose_headers([header::LOCATION, X_REQUEST_ID.clone()])
             .max_age(3600)
             .block_on_origin_mismatch(false);
-        for origin in origins {
-            cors = cors.allowed_origin(origin);
-        }
-        let mut app = App::new()
-            .app_data(self.settings.clone())
-            .app_data(self.pool.clone())
-            .app_data(self.users.clone())
-            .app_data(self.verifier.clone())
-            .app_data(self.draining.clone())
-            .app_data(self.metrics.clone())
-            .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                ApiError::BadRequest(format!("invalid query string: {err}")).into()
-            }))
-            // First: the hot path is matched before the docs' regex route.
-            .service(
-                web::scope("/users")
-                    .wrap(bearer_auth())
-                    .configure(users::handlers::routes),
-            )
-            .route("/healthz", web::get().to(health::healthz))
+        self.http
+            .cors_allowed_origins
+            .iter()
+            .fold(cors, |cors, origin| cors.allowed_origin(origin))
+    }
+
+    /// The routes outside `/users`: probes, metrics, metadata, docs.
+    fn platform_routes(&self, cfg: &mut web::ServiceConfig) {
+        cfg.route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
             .route("/metrics", web::get().to(metrics::render))
             .route(
@@ -230,25 +235,61 @@ impl State {
                 }),
             );
         if let Some(jwks) = &self.dev_jwks {
-            app = app
-                .app_data(jwks.clone())
+            cfg.app_data(jwks.clone())
                 .route("/.well-known/jwks.json", web::get().to(discovery::dev_jwks));
         }
-        app.default_service(web::to(|| async {
-            Err::<HttpResponse, _>(ApiError::NoRoute)
-        }))
-        .wrap(Condition::new(!origins.is_empty(), cors))
-        // Answers made outside our handlers (CORS refusals, actix's own
-        // errors) become problem+json too.
-        .wrap(ErrorHandlers::new().default_handler(problem_fallback))
-        .wrap(from_fn(metrics::middleware))
-        .wrap(from_fn(request_context::middleware))
-        .wrap(Condition::new(
-            // No access-log work at all when its lines would be filtered out.
-            log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info),
-            // The path only (%U), never the query string: clients may misplace tokens there.
-            Logger::new(r#"%a "%{method}xi %U" %s %b %Dms request_id=%{x-request-id}o"#)
-                .custom_request_replace("method", |req| req.method().to_string()),
-        ))
+    }
+
+    fn app(
+        self,
+    ) -> App<
+        impl actix_web::dev::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+    > {
+        let cors = self.cors();
+        let has_cors = !self.http.cors_allowed_origins.is_empty();
+        App::new()
+            .app_data(self.trusted_proxies.clone())
+            .app_data(self.metadata.clone())
+            .app_data(self.pool.clone())
+            .app_data(self.users.clone())
+            .app_data(self.verifier.clone())
+            .app_data(self.draining.clone())
+            .app_data(self.metrics.clone())
+            .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                ApiError::from(RequestError::BadRequest(format!(
+                    "invalid query string: {err}"
+                )))
+                .into()
+            }))
+            // First: the hot path is matched before the docs' regex route.
+            .service(
+                web::scope("/users")
+                    .wrap(from_fn(users::current_user::middleware))
+                    .wrap(bearer_auth(self.verifier.get_ref().clone()))
+                    .configure(users::handlers::routes),
+            )
+            .configure(|cfg| self.platform_routes(cfg))
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(ApiError::NoRoute)
+            }))
+            .wrap(Condition::new(has_cors, cors))
+            // Answers made outside our handlers (CORS refusals, actix's own
+            // errors) become problem+json too.
+            .wrap(ErrorHandlers::new().default_handler(problem_fallback))
+            .wrap(from_fn(metrics::middleware))
+            .wrap(from_fn(request_id::middleware))
+            .wrap(Condition::new(
+                // No access-log work at all when its lines would be filtered out.
+                log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info),
+                // The path only (%U), never the query string: clients may misplace tokens there.
+                Logger::new(r#"%a "%{method}xi %U" %s %b %Dms request_id=%{x-request-id}o"#)
+                    .custom_request_replace("method", |req| req.method().to_string()),
+            ))
     }
 }

@@ -1,10 +1,10 @@
 //! RFC 9728 protected resource metadata, and the dev JWKS.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, http::header, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{auth::ALL_PERMISSIONS, config::Settings};
+use crate::{config::AuthSettings, dev_issuer::DevKey, users::permissions::ALL_PERMISSIONS};
 
 /// How a client gets a token for this API.
 #[derive(Debug, Serialize, ToSchema)]
@@ -19,24 +19,38 @@ pub struct ProtectedResource {
     pub scopes_supported: Vec<&'static str>,
 }
 
+impl ProtectedResource {
+    /// The metadata of an API verifying tokens as `auth` says.
+    pub fn of(auth: &AuthSettings) -> Self {
+        Self {
+            resource: auth.audiences.first().cloned().unwrap_or_default(),
+            authorization_servers: vec![auth.issuer.clone()],
+            bearer_methods_supported: vec!["header"],
+            scopes_supported: ALL_PERMISSIONS.to_vec(),
+        }
+    }
+}
+
 /// RFC 9728 metadata.
 #[utoipa::path(get, path = "/.well-known/oauth-protected-resource", tag = "health",
     responses((status = 200, body = ProtectedResource)))]
-pub async fn protected_resource(settings: web::Data<Settings>) -> HttpResponse {
+pub async fn protected_resource(metadata: web::Data<ProtectedResource>) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((
-            actix_web::http::header::CACHE_CONTROL,
-            "public, max-age=3600",
-        ))
-        .json(ProtectedResource {
-            resource: settings.auth.audiences.first().cloned().unwrap_or_default(),
-            authorization_servers: vec![settings.auth.issuer.clone()],
-            bearer_methods_supported: vec!["header"],
-            scopes_supported: ALL_PERMISSIONS.to_vec(),
-        })
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .json(metadata.get_ref())
+}
+
+/// The dev key's public JWKS document, served in dev mode only.
+pub struct DevJwks(serde_json::Value);
+
+impl DevJwks {
+    /// The document of `key`.
+    pub fn of(key: &DevKey) -> Self {
+        Self(key.jwks())
+    }
 }
 
 /// The dev key's JWKS (dev mode only).
-pub async fn dev_jwks(jwks: web::Data<serde_json::Value>) -> HttpResponse {
-    HttpResponse::Ok().json(jwks.get_ref())
+pub async fn dev_jwks(jwks: web::Data<DevJwks>) -> HttpResponse {
+    HttpResponse::Ok().json(&jwks.0)
 }

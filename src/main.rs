@@ -6,12 +6,13 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use usergate::{
     Application, Settings,
-    auth::{
-        dev_issuer::{DevKey, MintRequest, all_permissions},
-        explain,
+    auth::{explain, key_set},
+    config::{
+        AuthSettings, DEV_AUDIENCE, DatabaseSettings, DevSettings, Env, Listen, process_env,
+        reachable_host,
     },
-    config::{DEV_AUDIENCE, reachable_host},
     db,
+    dev_issuer::{DevKey, MintRequest, all_permissions},
 };
 
 /// An Auth0-protected users API: verifies access tokens against the tenant's
@@ -112,20 +113,20 @@ fn serve(dev: bool) -> anyhow::Result<ExitCode> {
             eprintln!("{}", "*".repeat(72));
             eprintln!(
                 "* DEV MODE: tokens signed by the local key {} are trusted.",
-                settings.dev_key_path.display()
+                settings.dev.key_path.display()
             );
             eprintln!("* Never run this in production.");
             eprintln!("{}", "*".repeat(72));
         }
         log::info!(
             "usergate starting on {}:{} with {} ({})",
-            settings.host,
-            settings.port,
-            settings.database_url.backend(),
+            settings.http.listen.host,
+            settings.http.listen.port,
+            settings.database.url.backend(),
             settings.auth.issuer
         );
         let (host, issuer, audience) = (
-            settings.host.clone(),
+            settings.http.listen.host.clone(),
             settings.auth.issuer.clone(),
             settings
                 .auth
@@ -162,14 +163,16 @@ fn mint_token(
     ttl: u64,
     aud: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let settings = Settings::from_env(true)?;
-    let key = DevKey::load_or_create(&settings.dev_key_path).context("DEV_KEY_PATH")?;
+    let env = Env::new(&process_env);
+    let auth = AuthSettings::from_env(&env, true, Listen::from_env(&env)?.port)?;
+    let dev = DevSettings::from_env(&env, true);
+    let key = DevKey::load_or_create(&dev.key_path).context("DEV_KEY_PATH")?;
     let audience = aud
-        .or_else(|| settings.auth.audiences.first().cloned())
+        .or_else(|| auth.audiences.first().cloned())
         .unwrap_or_else(|| DEV_AUDIENCE.into());
     let token = key.mint(&MintRequest {
         sub,
-        iss: settings.auth.issuer.clone(),
+        iss: auth.issuer,
         aud: audience,
         scope,
         permissions,
@@ -180,13 +183,10 @@ fn mint_token(
 }
 
 fn migrate() -> anyhow::Result<ExitCode> {
-    let settings = Settings::from_env(false).or_else(|_| Settings::from_env(true))?;
-    let pool = db::build_pool(&settings.database_url, 1);
+    let database = DatabaseSettings::from_env(&Env::new(&process_env))?;
+    let pool = db::build_pool(&database.url, 1);
     db::run_migrations(&pool).context("DATABASE_URL")?;
-    log::info!(
-        "migrations are up to date ({})",
-        settings.database_url.backend()
-    );
+    log::info!("migrations are up to date ({})", database.url.backend());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -200,22 +200,24 @@ fn explain_token(token: &str, dev: bool) -> anyhow::Result<ExitCode> {
     } else {
         token.to_owned()
     };
-    let settings = Settings::from_env(dev)?;
+    let env = Env::new(&process_env);
+    let auth = AuthSettings::from_env(&env, dev, Listen::from_env(&env)?.port)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let explanation = runtime.block_on(async {
         let keys = if dev {
             // Read the key only: explaining a token must not create one.
-            std::fs::read(&settings.dev_key_path)
-                .map_err(|e| format!("no dev key at {}: {e}", settings.dev_key_path.display()))
-                .and_then(|pem| DevKey::from_pem(&pem).map_err(|e| e.to_string()))
-                .and_then(|k| k.key_set())
+            let path = DevSettings::from_env(&env, true).key_path;
+            let key = DevKey::load(&path)
+                .with_context(|| format!("DEV_KEY_PATH: no dev key at {}", path.display()))?;
+            key.key_set()
         } else {
-            explain::fetch_key_set(&settings.auth).await
+            let client = key_set::http_client(&auth).context("building the JWKS client")?;
+            key_set::fetch(&client, &auth).await
         };
-        explain::explain(&token, &settings.auth, keys).await
-    });
+        anyhow::Ok(explain::explain(&token, &auth, keys).await)
+    })?;
     for line in &explanation.lines {
         println!("{line}");
     }
@@ -227,12 +229,8 @@ fn explain_token(token: &str, dev: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn healthcheck() -> anyhow::Result<ExitCode> {
-    let port = std::env::var("PORT")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "8000".into());
-    let port: u16 = port.parse().context("PORT: must be a number")?;
-    let host = reachable_host(&std::env::var("HOST").unwrap_or_default());
+    let listen = Listen::from_env(&Env::new(&process_env))?;
+    let (host, port) = (reachable_host(&listen.host), listen.port);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -5,7 +5,7 @@ use utoipa::{
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
 };
 
-use crate::{discovery, error::Problem, health, metrics, users};
+use crate::{discovery, health, http::Problem, metrics, users};
 
 /// The API of usergate.
 #[derive(OpenApi)]
@@ -21,8 +21,8 @@ use crate::{discovery, error::Problem, health, metrics, users};
         users::handlers::list,
         users::handlers::create,
         users::handlers::retrieve,
-        users::handlers::replace,
-        users::handlers::update,
+        users::handlers::change_docs::replace,
+        users::handlers::change_docs::update,
         users::handlers::destroy,
     ),
     components(schemas(Problem, users::User)),

@@ -2,12 +2,12 @@
 
 use std::{
     sync::Arc,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use moka::{Expiry, sync::Cache};
 
-use super::Principal;
+use super::claims::{Principal, unix_now};
 
 /// Entries kept at most; the least recently used go first.
 const CAPACITY: u64 = 10_000;
@@ -31,13 +31,6 @@ impl Expiry<[u8; 32], Arc<Principal>> for UntilExpiry {
         let remaining = principal.expires_at.saturating_sub(unix_now()).max(0);
         Some(Duration::from_secs(remaining.unsigned_abs()))
     }
-}
-
-/// Seconds since the epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 impl Default for TokenCache {

@@ -1,9 +1,18 @@
 //! What a verified access token says about its caller.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use serde::{Deserialize, Deserializer};
 
 use super::TokenError;
-use crate::users::fields::{Email, Name, Subject};
+use crate::fields::{Email, Name, Subject};
+
+/// Seconds since the epoch, as `exp`, `nbf` and `iat` count them.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
 
 /// The claims usergate reads from an access token.
 #[derive(Debug, Deserialize)]

@@ -1,11 +1,14 @@
-//! Why a request was not authenticated, and its RFC 6750 challenge.
+//! Why a request was not authenticated or authorized, and how it is answered.
 
-use actix_web::http::StatusCode;
+use actix_web::{
+    HttpRequest, HttpResponse, ResponseError,
+    http::{StatusCode, header},
+};
 
-/// The realm named in every challenge.
-pub const REALM: &str = "usergate";
+use super::challenge::Challenge;
+use crate::http::{Problem, public_base_url};
 
-/// An authentication failure.
+/// An authentication or authorization failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No `Authorization` header, or another scheme than Bearer.
@@ -20,6 +23,9 @@ pub enum AuthError {
     /// No key set has been loaded yet, so no token can be checked.
     #[error("the signing keys of the identity provider are not loaded yet; try again shortly")]
     KeysUnavailable,
+    /// A valid token without the permission this operation needs.
+    #[error("this operation needs the {0} permission")]
+    InsufficientScope(&'static str),
 }
 
 /// Why a token was refused; the message is the `error_description`.
@@ -93,94 +99,88 @@ impl AuthError {
             Self::Malformed(_) => "malformed",
             Self::Invalid(e) => e.reason(),
             Self::KeysUnavailable => "keys_unavailable",
+            Self::InsufficientScope(_) => "insufficient_scope",
         }
     }
 
-    /// 401, 400 for a malformed request, 503 while no keys are loaded.
+    /// 401; 400 for a malformed request; 403 for a missing permission; 503
+    /// while no keys are loaded.
     pub fn status_code(&self) -> StatusCode {
         match self {
             Self::Missing | Self::Invalid(_) => StatusCode::UNAUTHORIZED,
             Self::Malformed(_) => StatusCode::BAD_REQUEST,
+            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
-    pub(crate) fn problem_kind(&self) -> (&'static str, &'static str) {
+    fn problem_kind(&self) -> (&'static str, &'static str) {
         match self {
             Self::Missing => ("missing-credentials", "Authentication required"),
             Self::Malformed(_) => ("invalid-request", "Malformed credentials"),
             Self::Invalid(_) => ("invalid-token", "Invalid token"),
             Self::KeysUnavailable => ("keys-unavailable", "Signing keys unavailable"),
+            Self::InsufficientScope(_) => ("insufficient-scope", "Insufficient scope"),
         }
     }
 
-    /// The `WWW-Authenticate` value (RFC 6750 §3, parameters comma-separated).
-    pub fn challenge(&self) -> String {
-        let mut c = Challenge::new();
-        match self {
-            Self::Missing | Self::KeysUnavailable => {}
-            Self::Malformed(why) => {
-                c.param("error", "invalid_request");
-                c.param("error_description", why);
-            }
-            Self::Invalid(e) => {
-                c.param("error", "invalid_token");
-                c.param("error_description", &e.to_string());
-            }
+    /// The challenge of this failure, if it has one (a 503 has none).
+    pub fn challenge(&self) -> Option<Challenge> {
+        Some(match self {
+            Self::Missing => Challenge::bearer(),
+            Self::Malformed(why) => Challenge::bearer()
+                .param("error", "invalid_request")
+                .param("error_description", why),
+            Self::Invalid(e) => Challenge::bearer()
+                .param("error", "invalid_token")
+                .param("error_description", &e.to_string()),
+            Self::InsufficientScope(scope) => Challenge::bare_bearer()
+                .param("error", "insufficient_scope")
+                .param("scope", scope)
+                .param("error_description", &self.to_string()),
+            Self::KeysUnavailable => return None,
+        })
+    }
+
+    /// The answer to `req`: counted by reason, its challenge pointing at the
+    /// resource metadata of the URL the client used.
+    pub fn reject(self, req: &HttpRequest) -> Rejection {
+        metrics::counter!("usergate_auth_failures_total", "reason" => self.reason()).increment(1);
+        let challenge = self
+            .challenge()
+            .map(|c| c.resource_metadata(&public_base_url(req)).finish());
+        Rejection {
+            error: self,
+            challenge,
         }
-        c.finish()
     }
 }
 
-/// The challenge of a 403 for a missing permission.
-pub fn insufficient_scope_challenge(scope: &str) -> String {
-    // As the DESIGN writes it: no realm, the error first, then the scope.
-    let mut c = Challenge(String::from("Bearer"));
-    c.param("error", "insufficient_scope");
-    c.param("scope", scope);
-    c.param(
-        "error_description",
-        &format!("this operation needs the {scope} permission"),
-    );
-    c.finish()
+/// An [`AuthError`] as answered to one request.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Rejection {
+    /// What failed.
+    pub error: AuthError,
+    /// The complete `WWW-Authenticate` value, if the failure has one.
+    pub challenge: Option<String>,
 }
 
-/// Builds `Bearer realm="…", k="v", …` with RFC 7230 quoted-string escaping.
-struct Challenge(String);
-
-impl Challenge {
-    fn new() -> Self {
-        let mut c = Self(String::from("Bearer"));
-        c.param("realm", REALM);
-        c
+impl ResponseError for Rejection {
+    fn status_code(&self) -> StatusCode {
+        self.error.status_code()
     }
 
-    fn param(&mut self, name: &str, value: &str) {
-        self.0.push_str(if self.0.len() == "Bearer".len() {
-            " "
-        } else {
-            ", "
-        });
-        self.0.push_str(name);
-        self.0.push_str("=\"");
-        for ch in value.chars() {
-            // Header values must stay visible ASCII; anything else is dropped.
-            match ch {
-                '"' | '\\' => {
-                    self.0.push('\\');
-                    self.0.push(ch);
-                }
-                ' '..='~' => self.0.push(ch),
-                _ => {}
+    fn error_response(&self) -> HttpResponse {
+        let (slug, title) = self.error.problem_kind();
+        Problem::new(self.status_code(), slug, title, self.error.to_string()).respond(|response| {
+            if let Some(challenge) = &self.challenge {
+                response.insert_header((header::WWW_AUTHENTICATE, challenge.as_str()));
             }
-        }
-        self.0.push('"');
-    }
-
-    /// The header value; the request-context middleware appends
-    /// `resource_metadata`, which needs the request's public URL.
-    fn finish(self) -> String {
-        self.0
+            if self.error == AuthError::KeysUnavailable {
+                response.insert_header((header::RETRY_AFTER, "5"));
+            }
+        })
     }
 }
 
@@ -189,22 +189,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn challenges_are_comma_separated_and_escaped() {
-        assert_eq!(AuthError::Missing.challenge(), r#"Bearer realm="usergate""#);
+    fn each_failure_has_its_challenge() {
+        let challenge = |e: AuthError| e.challenge().map(Challenge::finish);
         assert_eq!(
-            AuthError::Invalid(TokenError::Expired).challenge(),
-            r#"Bearer realm="usergate", error="invalid_token", error_description="the token has expired""#
+            challenge(AuthError::Missing).as_deref(),
+            Some(r#"Bearer realm="usergate""#)
         );
-        let mut c = Challenge::new();
-        c.param("x", "a\"b\\c\u{7}é");
-        assert_eq!(c.0, r#"Bearer realm="usergate", x="a\"b\\c""#);
-    }
-
-    #[test]
-    fn insufficient_scope_names_the_scope() {
         assert_eq!(
-            insufficient_scope_challenge("read:users"),
-            r#"Bearer error="insufficient_scope", scope="read:users", error_description="this operation needs the read:users permission""#
+            challenge(AuthError::Invalid(TokenError::Expired)).as_deref(),
+            Some(
+                r#"Bearer realm="usergate", error="invalid_token", error_description="the token has expired""#
+            )
         );
+        assert_eq!(
+            challenge(AuthError::InsufficientScope("read:users")).as_deref(),
+            Some(
+                r#"Bearer error="insufficient_scope", scope="read:users", error_description="this operation needs the read:users permission""#
+            )
+        );
+        assert_eq!(challenge(AuthError::KeysUnavailable), None);
     }
 }

@@ -1,15 +1,16 @@
-//! `usergate explain-token`: why a token would be accepted or refused.
+//! `usergate explain-token`: why a token would be accepted or refused, in
+//! three steps: decode the input, diagnose it, phrase the verdict.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::Value;
 
 use super::{
-    AuthError, TokenCache, TokenError,
-    cache::unix_now,
-    jwks::{self, KeySet, KeyStore},
-    verifier::{MAX_TOKEN_BYTES, RawHeader, Verifier},
+    AuthError, Credentials, Principal, TokenCache, TokenError, Verifier,
+    claims::unix_now,
+    jwks::KeyStore,
+    key_set::{JwksError, KeySet},
+    token::{MAX_TOKEN_BYTES, UnverifiedToken},
 };
-use crate::config::AuthSettings;
+use crate::{config::AuthSettings, report::Chain};
 
 /// The verdict and the lines that explain it.
 #[derive(Debug)]
@@ -20,174 +21,201 @@ pub struct Explanation {
     pub lines: Vec<String>,
 }
 
-/// Fetches the configured JWKS once.
-pub async fn fetch_key_set(settings: &AuthSettings) -> Result<KeySet, String> {
-    let client = jwks::http_client(settings).map_err(|e| e.to_string())?;
-    let body = jwks::download(&client, &settings.jwks_url).await?;
-    KeySet::from_jwks_json(&body, &settings.algorithms)
+/// Why a token would be refused, before it is put in words.
+enum Refusal {
+    NoToken,
+    Malformed(&'static str),
+    TooLarge(usize),
+    Opaque,
+    NotJwt,
+    IdToken,
+    NoKeys(JwksError),
+    Refused(AuthError),
 }
 
-/// Explains `token` against `settings`, trusting `keys` (or saying why there are none).
+/// Explains `input` (a token, or a whole `Bearer …` value) against
+/// `settings`, trusting `keys` (or saying why there are none).
 pub async fn explain(
-    token: &str,
+    input: &str,
     settings: &AuthSettings,
-    keys: Result<KeySet, String>,
+    keys: Result<KeySet, JwksError>,
 ) -> Explanation {
     let mut lines = Vec::new();
-    let token = token.trim();
-    let token = token
-        .strip_prefix("Bearer ")
-        .or_else(|| token.strip_prefix("bearer "))
-        .unwrap_or(token)
-        .trim();
-    let refuse = |mut lines: Vec<String>, why: String| {
-        lines.push(format!("REFUSED: {why}"));
-        Explanation {
-            accepted: false,
-            lines,
+    let verdict = match decode(input) {
+        Ok((token, unverified)) => {
+            describe(&unverified, &mut lines);
+            diagnose(&token, &unverified, settings, keys)
+                .await
+                .map_err(|refusal| (refusal, Some(unverified)))
         }
+        Err(refusal) => Err((refusal, None)),
+    };
+    phrase(verdict, settings, lines)
+}
+
+/// The token out of the input, parsed without trusting it.
+fn decode(input: &str) -> Result<(String, UnverifiedToken), Refusal> {
+    let input = input.trim();
+    let token = if input.contains(' ') {
+        match Credentials::parse(input) {
+            Credentials::Bearer(token) => token,
+            Credentials::Malformed(why) => return Err(Refusal::Malformed(why)),
+            Credentials::Missing => return Err(Refusal::NotJwt),
+        }
+    } else {
+        input.to_owned()
     };
     if token.is_empty() {
-        return refuse(lines, "no token given".into());
+        return Err(Refusal::NoToken);
     }
-    if token.len() > MAX_TOKEN_BYTES {
-        return refuse(
-            lines,
-            format!(
-                "the token is {} bytes, over the {MAX_TOKEN_BYTES}-byte limit",
-                token.len()
-            ),
-        );
+    match UnverifiedToken::parse(&token) {
+        Ok(unverified) => Ok((token, unverified)),
+        Err(TokenError::TooLarge) => Err(Refusal::TooLarge(token.len())),
+        Err(TokenError::Opaque) => Err(Refusal::Opaque),
+        Err(_) => Err(Refusal::NotJwt),
     }
-    match RawHeader::parse(token) {
-        Err(TokenError::Opaque) => {
-            return refuse(
-                lines,
-                format!(
-                    "this is an opaque access token, not a JWT. Auth0 issues those when the login did not ask \
-                     for an audience: add audience={} to the /authorize (or token) request",
-                    settings.audiences.join(" or ")
-                ),
-            );
-        }
-        Err(_) => {
-            return refuse(
-                lines,
-                "this is not a JWT (expected three base64url parts with a JSON header)".into(),
-            );
-        }
-        Ok(header) => lines.push(format!(
-            "header: alg={} kid={}",
-            header.alg,
-            header.kid.as_deref().unwrap_or("(none)")
-        )),
-    }
-    let payload = token
-        .split('.')
-        .nth(1)
-        .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
-        .and_then(|p| serde_json::from_slice::<Value>(&p).ok())
-        .unwrap_or(Value::Null);
-    describe_claims(&payload, &mut lines);
-    let audience_matches = audiences(&payload)
-        .iter()
-        .any(|a| settings.audiences.contains(a));
-    let looks_like_id_token = payload.get("nonce").is_some()
-        || payload.get("at_hash").is_some()
-        || (!audience_matches && payload.get("scope").is_none() && payload.get("email").is_some());
-    if looks_like_id_token && !audience_matches {
-        return refuse(
-            lines,
-            format!(
-                "this looks like an ID token (audience is the application's client id, not the API; it carries \
-                 nonce/at_hash or profile claims). Send the access token, requested with audience={}",
-                settings.audiences.join(" or ")
-            ),
-        );
-    }
+}
 
-    let keys = match keys {
-        Ok(keys) => keys,
-        Err(e) => {
-            return refuse(
-                lines,
-                format!(
-                    "the signing keys could not be loaded from {}: {e}",
-                    settings.jwks_url
-                ),
-            );
-        }
-    };
+/// Runs the verifier on the token, after the checks it cannot phrase well.
+async fn diagnose(
+    token: &str,
+    unverified: &UnverifiedToken,
+    settings: &AuthSettings,
+    keys: Result<KeySet, JwksError>,
+) -> Result<Principal, Refusal> {
+    let claim = |name| unverified.claim(name).ok().flatten();
+    let audience_matches = unverified
+        .audiences()
+        .iter()
+        .any(|a| settings.audiences.iter().any(|ours| ours == a));
+    let looks_like_id_token = claim("nonce").is_some()
+        || claim("at_hash").is_some()
+        || (!audience_matches && claim("scope").is_none() && claim("email").is_some());
+    if looks_like_id_token && !audience_matches {
+        return Err(Refusal::IdToken);
+    }
+    let keys = keys.map_err(Refusal::NoKeys)?;
     let verifier = Verifier::new(settings, KeyStore::fixed(keys), TokenCache::disabled());
-    match verifier.verify(token).await {
+    verifier
+        .verify_parsed(token, unverified)
+        .await
+        .map_err(Refusal::Refused)
+}
+
+fn phrase(
+    verdict: Result<Principal, (Refusal, Option<UnverifiedToken>)>,
+    settings: &AuthSettings,
+    mut lines: Vec<String>,
+) -> Explanation {
+    let (refusal, unverified) = match verdict {
         Ok(principal) => {
             lines.push(format!(
                 "ACCEPTED: subject {} with permissions [{}]",
                 principal.sub,
                 principal.permissions.join(", ")
             ));
-            Explanation {
+            return Explanation {
                 accepted: true,
                 lines,
-            }
-        }
-        Err(e) => {
-            let why = match &e {
-                AuthError::Invalid(TokenError::Audience) => format!(
-                    "wrong audience: the token is for {:?}, this API accepts {:?}",
-                    audiences(&payload),
-                    settings.audiences
-                ),
-                AuthError::Invalid(TokenError::Issuer) => format!(
-                    "wrong issuer: the token says {}, this API trusts {} (exactly, with the trailing slash)",
-                    payload.get("iss").unwrap_or(&Value::Null),
-                    settings.issuer
-                ),
-                AuthError::Invalid(TokenError::Algorithm) => format!(
-                    "the algorithm is not allowed: allowed are {:?} (none and HS* never are)",
-                    settings.algorithms
-                ),
-                AuthError::Invalid(TokenError::UnknownKid) => {
-                    "the token's kid is not in the tenant's JWKS: it was signed by another tenant or a rotated-out key".into()
-                }
-                AuthError::Invalid(TokenError::Expired) => format!(
-                    "expired (beyond the {}s leeway)",
-                    settings.leeway_secs
-                ),
-                other => other.to_string(),
             };
-            refuse(lines, why)
         }
+        Err(refused) => refused,
+    };
+    let audiences = settings.audiences.join(" or ");
+    let why = match refusal {
+        Refusal::NoToken => "no token given".to_owned(),
+        Refusal::Malformed(why) => format!("not a usable bearer credential: {why}"),
+        Refusal::TooLarge(len) => {
+            format!("the token is {len} bytes, over the {MAX_TOKEN_BYTES}-byte limit")
+        }
+        Refusal::Opaque => format!(
+            "this is an opaque access token, not a JWT. Auth0 issues those when the login did not ask \
+             for an audience: add audience={audiences} to the /authorize (or token) request"
+        ),
+        Refusal::NotJwt => {
+            "this is not a JWT (expected three base64url parts with a JSON header)".to_owned()
+        }
+        Refusal::IdToken => format!(
+            "this looks like an ID token (audience is the application's client id, not the API; it carries \
+             nonce/at_hash or profile claims). Send the access token, requested with audience={audiences}"
+        ),
+        Refusal::NoKeys(e) => format!(
+            "the signing keys could not be loaded from {}: {}",
+            settings.jwks_url,
+            Chain(&e)
+        ),
+        Refusal::Refused(e) => refused_because(&e, unverified.as_ref(), settings),
+    };
+    lines.push(format!("REFUSED: {why}"));
+    Explanation {
+        accepted: false,
+        lines,
     }
 }
 
-fn audiences(payload: &Value) -> Vec<String> {
-    match payload.get("aud") {
-        Some(Value::String(a)) => vec![a.clone()],
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(|a| a.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
+fn refused_because(
+    e: &AuthError,
+    unverified: Option<&UnverifiedToken>,
+    settings: &AuthSettings,
+) -> String {
+    let claim = |name| {
+        unverified
+            .and_then(|u| u.claim(name).ok().flatten())
+            .unwrap_or(&Value::Null)
+    };
+    match e {
+        AuthError::Invalid(TokenError::Audience) => format!(
+            "wrong audience: the token is for {:?}, this API accepts {:?}",
+            unverified
+                .map(UnverifiedToken::audiences)
+                .unwrap_or_default(),
+            settings.audiences
+        ),
+        AuthError::Invalid(TokenError::Issuer) => format!(
+            "wrong issuer: the token says {}, this API trusts {} (exactly, with the trailing slash)",
+            claim("iss"),
+            settings.issuer
+        ),
+        AuthError::Invalid(TokenError::Algorithm) => format!(
+            "the algorithm is not allowed: allowed are {:?} (none and HS* never are)",
+            settings.algorithms
+        ),
+        AuthError::Invalid(TokenError::UnknownKid) => {
+            "the token's kid is not in the tenant's JWKS: \
+             it was signed by another tenant or a rotated-out key"
+                .to_owned()
+        }
+        AuthError::Invalid(TokenError::Expired) => {
+            format!("expired (beyond the {}s leeway)", settings.leeway_secs)
+        }
+        other => other.to_string(),
     }
 }
 
-fn describe_claims(payload: &Value, lines: &mut Vec<String>) {
-    for claim in ["iss", "sub", "aud", "azp", "scope", "permissions"] {
-        if let Some(v) = payload.get(claim) {
-            lines.push(format!("{claim}: {v}"));
+/// The header and the claims a reader wants to see first.
+fn describe(unverified: &UnverifiedToken, lines: &mut Vec<String>) {
+    let header = &unverified.header;
+    lines.push(format!(
+        "header: alg={} kid={}",
+        header.alg,
+        header.kid.as_deref().unwrap_or("(none)")
+    ));
+    let claim = |name| unverified.claim(name).ok().flatten();
+    for name in ["iss", "sub", "aud", "azp", "scope", "permissions"] {
+        if let Some(v) = claim(name) {
+            lines.push(format!("{name}: {v}"));
         }
     }
     let now = unix_now();
-    for claim in ["iat", "nbf", "exp"] {
-        if let Some(t) = payload.get(claim).and_then(Value::as_i64) {
+    for name in ["iat", "nbf", "exp"] {
+        if let Some(t) = claim(name).and_then(Value::as_i64) {
             let delta = t - now;
             let when = if delta >= 0 {
                 format!("in {delta}s")
             } else {
                 format!("{}s ago", -delta)
             };
-            lines.push(format!("{claim}: {t} ({when})"));
+            lines.push(format!("{name}: {t} ({when})"));
         }
     }
 }

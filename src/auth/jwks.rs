@@ -1,137 +1,23 @@
-//! The trusted key set and the one task that fetches it.
+//! The JWKS actor: the one task that fetches the key set, and the store
+//! every worker reads it from without a lock.
 
 use std::{
-    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use arc_swap::ArcSwapOption;
-use jsonwebtoken::{
-    Algorithm, DecodingKey,
-    jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse},
-};
+use jsonwebtoken::Algorithm;
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
-use super::cache::TokenCache;
-use crate::config::AuthSettings;
+use super::{
+    cache::TokenCache,
+    key_set::{KeySet, download, http_client},
+};
+use crate::{config::AuthSettings, report::Chain};
 
-/// A key set larger than this is garbage, not keys.
-const MAX_JWKS_BYTES: usize = 256 * 1024;
-
-/// RSA keys shorter than this are refused (bytes of modulus).
-const MIN_RSA_MODULUS_BYTES: usize = 2048 / 8;
-
-/// A verification key and the algorithms it may be used with.
-pub struct TrustedKey {
-    /// The public key.
-    pub key: DecodingKey,
-    /// The JWK's own `alg`, or every allowed algorithm of its type.
-    pub algorithms: Vec<Algorithm>,
-}
-
-/// The keys usergate currently trusts, by `kid`.
-pub struct KeySet {
-    keys: HashMap<String, TrustedKey>,
-    /// When this set was fetched.
-    pub loaded_at: Instant,
-}
-
-impl KeySet {
-    /// Keeps the signing keys of `jwks` that fit the allow-list; skips the rest.
-    pub fn from_jwks_json(body: &[u8], allowed: &[Algorithm]) -> Result<Self, String> {
-        #[derive(serde::Deserialize)]
-        struct RawSet {
-            keys: Vec<serde_json::Value>,
-        }
-        let raw: RawSet =
-            serde_json::from_slice(body).map_err(|e| format!("not a JWKS document: {e}"))?;
-        let keys: HashMap<_, _> = raw
-            .keys
-            .into_iter()
-            .filter_map(|value| serde_json::from_value::<Jwk>(value).ok())
-            .filter_map(|jwk| trusted_key(&jwk, allowed))
-            .collect();
-        if keys.is_empty() {
-            return Err("the JWKS holds no usable signing key for the allowed algorithms".into());
-        }
-        Ok(Self {
-            keys,
-            loaded_at: Instant::now(),
-        })
-    }
-
-    /// The key named `kid`.
-    pub fn get(&self, kid: &str) -> Option<&TrustedKey> {
-        self.keys.get(kid)
-    }
-
-    /// How many keys are trusted.
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Whether the set is empty (never true for a published set).
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    fn lost_keys_of(&self, old: &KeySet) -> bool {
-        old.keys.keys().any(|kid| !self.keys.contains_key(kid))
-    }
-}
-
-fn trusted_key(jwk: &Jwk, allowed: &[Algorithm]) -> Option<(String, TrustedKey)> {
-    let kid = jwk.common.key_id.clone()?;
-    if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature) {
-        return None;
-    }
-    let family: &[Algorithm] = match &jwk.algorithm {
-        AlgorithmParameters::RSA(rsa) => {
-            let modulus_len = base64_len(&rsa.n);
-            if modulus_len < MIN_RSA_MODULUS_BYTES {
-                return None;
-            }
-            &[
-                Algorithm::RS256,
-                Algorithm::RS384,
-                Algorithm::RS512,
-                Algorithm::PS256,
-                Algorithm::PS384,
-                Algorithm::PS512,
-            ]
-        }
-        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
-            EllipticCurve::P256 => &[Algorithm::ES256],
-            EllipticCurve::P384 => &[Algorithm::ES384],
-            _ => return None,
-        },
-        // Symmetric and other keys never verify tokens here.
-        _ => return None,
-    };
-    let mut algorithms: Vec<Algorithm> = family
-        .iter()
-        .copied()
-        .filter(|a| allowed.contains(a))
-        .collect();
-    if let Some(declared) = jwk.common.key_algorithm {
-        let declared = Algorithm::try_from(declared).ok()?;
-        algorithms.retain(|a| *a == declared);
-    }
-    if algorithms.is_empty() {
-        return None;
-    }
-    let key = DecodingKey::from_jwk(jwk).ok()?;
-    Some((kid, TrustedKey { key, algorithms }))
-}
-
-/// Decoded length of unpadded base64url text.
-fn base64_len(b64: &str) -> usize {
-    b64.trim_end_matches('=').len() * 3 / 4
-}
-
-/// A ask for a fetch, answered when the actor is done with it.
+/// An ask for a fetch, answered when the actor is done with it.
 type Demand = oneshot::Sender<()>;
 
 /// Read access to the current key set and a way to ask for a refresh.
@@ -259,8 +145,9 @@ impl JwksActor {
             }
             Err(e) => {
                 log::warn!(
-                    "JWKS fetch from {} failed, keeping the last good key set: {e}",
-                    self.url
+                    "JWKS fetch from {} failed, keeping the last good key set: {}",
+                    self.url,
+                    Chain(&e)
                 );
                 "error"
             }
@@ -268,38 +155,4 @@ impl JwksActor {
         metrics::counter!("usergate_jwks_fetches_total", "outcome" => outcome).increment(1);
         outcome == "success"
     }
-}
-
-/// The JWKS client every fetch uses: its time limit, no redirects.
-pub fn http_client(settings: &AuthSettings) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .timeout(settings.jwks_timeout)
-        .connect_timeout(settings.jwks_timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("usergate/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
-/// One GET of the JWKS document, refusing bodies over [`MAX_JWKS_BYTES`].
-pub async fn download(client: &reqwest::Client, url: &Url) -> Result<Vec<u8>, String> {
-    let mut response = client
-        .get(url.clone())
-        .send()
-        .await
-        .map_err(|e| e.without_url().to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("HTTP {}", response.status()));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| e.without_url().to_string())?
-    {
-        if body.len() + chunk.len() > MAX_JWKS_BYTES {
-            return Err(format!("body over {MAX_JWKS_BYTES} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

@@ -1,19 +1,21 @@
-//! Bearer authentication with Auth0 access tokens.
+//! Bearer authentication with Auth0 access tokens. It knows nothing of users
+//! or SQL: it verifies, and hands the handlers a [`Principal`].
 
 pub mod cache;
+pub mod challenge;
 pub mod claims;
-pub mod dev_issuer;
+pub mod credentials;
 pub mod error;
 pub mod explain;
-pub mod guard;
 pub mod jwks;
+pub mod key_set;
+pub mod middleware;
+pub mod token;
 pub mod verifier;
 
 pub use cache::TokenCache;
 pub use claims::Principal;
-pub use error::{AuthError, TokenError, insufficient_scope_challenge};
-pub use guard::{
-    ALL_PERMISSIONS, Caller, CreateUsers, DeleteUsers, Permission, ReadUsers, Require, UpdateUsers,
-    bearer_auth,
-};
+pub use credentials::Credentials;
+pub use error::{AuthError, Rejection, TokenError};
+pub use middleware::{Authenticated, Permission, Require, bearer_auth};
 pub use verifier::Verifier;

@@ -2,20 +2,16 @@
 
 use std::{collections::HashMap, str::FromStr, sync::Arc, time::Duration};
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, Validation, errors::ErrorKind};
-use serde::Deserialize;
 
 use super::{
     AuthError, TokenError,
-    cache::{TokenCache, unix_now},
-    claims::{AccessClaims, Principal},
+    cache::TokenCache,
+    claims::{AccessClaims, Principal, unix_now},
     jwks::KeyStore,
+    token::{JoseHeader, MAX_TOKEN_BYTES, UnverifiedToken},
 };
 use crate::config::AuthSettings;
-
-/// Tokens longer than this are refused before any parsing.
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// Verifies access tokens; cheap to clone, shared by every worker.
 #[derive(Clone)]
@@ -32,40 +28,6 @@ struct Inner {
     refresh_wait: Duration,
     keys: KeyStore,
     cache: TokenCache,
-}
-
-/// The unverified JOSE header, read only to pick the key.
-#[derive(Debug, Deserialize)]
-pub struct RawHeader {
-    /// The algorithm the token claims.
-    pub alg: String,
-    /// The key id.
-    pub kid: Option<String>,
-    /// Content encryption (JWE only).
-    pub enc: Option<String>,
-    /// Critical extensions; we understand none.
-    pub crit: Option<serde_json::Value>,
-}
-
-impl RawHeader {
-    /// Parses the header of a compact JWS, telling opaque tokens apart.
-    pub fn parse(token: &str) -> Result<Self, TokenError> {
-        let parts = token.split('.');
-        let segments = parts.clone().count();
-        let header = parts.into_iter().next().unwrap_or_default();
-        let decoded = URL_SAFE_NO_PAD.decode(header).ok();
-        let parsed: Option<RawHeader> = decoded
-            .as_deref()
-            .and_then(|h| serde_json::from_slice(h).ok());
-        match (segments, parsed) {
-            // A JWE (Auth0's opaque tokens are JWEs with "dir"), not a signed JWT.
-            (5, _) => Err(TokenError::Opaque),
-            (3, Some(h)) if h.enc.is_none() => Ok(h),
-            (3, Some(_)) => Err(TokenError::NotJwt),
-            (1, None) => Err(TokenError::Opaque),
-            _ => Err(TokenError::NotJwt),
-        }
-    }
 }
 
 impl Verifier {
@@ -111,12 +73,26 @@ impl Verifier {
         if let Some(principal) = self.inner.cache.get(&cache_key) {
             return Ok(principal);
         }
-        let (alg, kid) = self.check_header(token)?;
+        let unverified = UnverifiedToken::parse(token)?;
+        let principal = Arc::new(self.verify_parsed(token, &unverified).await?);
+        self.inner.cache.insert(cache_key, principal.clone());
+        Ok(principal)
+    }
+
+    /// Verifies a token already parsed into `unverified`, bypassing the cache.
+    pub async fn verify_parsed(
+        &self,
+        token: &str,
+        unverified: &UnverifiedToken,
+    ) -> Result<Principal, AuthError> {
+        let (alg, kid) = self.check_header(&unverified.header)?;
 
         let mut keys = self.inner.keys.current();
         if keys.as_ref().is_none_or(|k| k.get(&kid).is_none()) {
             // Only a token that could be ours may make us call the IdP.
-            self.check_unverified_issuer(token)?;
+            if unverified.issuer()? != self.inner.issuer {
+                return Err(TokenError::Issuer.into());
+            }
             self.inner.keys.refresh(self.inner.refresh_wait).await;
             keys = self.inner.keys.current();
         }
@@ -139,14 +115,11 @@ impl Verifier {
         {
             return Err(TokenError::NotYetValid.into());
         }
-        let principal = Arc::new(Principal::from_claims(data.claims)?);
-        self.inner.cache.insert(cache_key, principal.clone());
-        Ok(principal)
+        Ok(Principal::from_claims(data.claims)?)
     }
 
     /// Allowed algorithm and a well-formed `kid`, without touching any key.
-    pub fn check_header(&self, token: &str) -> Result<(Algorithm, String), TokenError> {
-        let header = RawHeader::parse(token)?;
+    pub fn check_header(&self, header: &JoseHeader) -> Result<(Algorithm, String), TokenError> {
         if header.crit.is_some() {
             return Err(TokenError::NotJwt);
         }
@@ -156,29 +129,12 @@ impl Verifier {
             .ok_or(TokenError::Algorithm)?;
         let kid = header
             .kid
+            .clone()
             .filter(|kid| {
                 !kid.is_empty() && kid.len() <= 256 && kid.bytes().all(|b| b.is_ascii_graphic())
             })
             .ok_or(TokenError::MissingKid)?;
         Ok((alg, kid))
-    }
-
-    /// The unverified `iss` must be ours before a key fetch is worth it.
-    pub fn check_unverified_issuer(&self, token: &str) -> Result<(), TokenError> {
-        #[derive(Deserialize)]
-        struct Iss {
-            iss: Option<serde_json::Value>,
-        }
-        let payload = token.split('.').nth(1).ok_or(TokenError::NotJwt)?;
-        let bytes = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| TokenError::NotJwt)?;
-        let claims: Iss = serde_json::from_slice(&bytes).map_err(|_| TokenError::NotJwt)?;
-        match claims.iss {
-            Some(serde_json::Value::String(iss)) if iss == self.inner.issuer => Ok(()),
-            Some(_) => Err(TokenError::Issuer),
-            None => Err(TokenError::Claim("iss")),
-        }
     }
 }
 
@@ -208,35 +164,5 @@ fn map_jwt_error(e: jsonwebtoken::errors::Error) -> TokenError {
         ErrorKind::Base64(_) => TokenError::Signature,
         ErrorKind::Json(_) | ErrorKind::Utf8(_) => TokenError::Claim("registered"),
         _ => TokenError::NotJwt,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn b64(json: &str) -> String {
-        URL_SAFE_NO_PAD.encode(json)
-    }
-
-    #[test]
-    fn headers_tell_jws_from_opaque_tokens() {
-        let jws = format!("{}.{}.sig", b64(r#"{"alg":"RS256","kid":"k"}"#), b64("{}"));
-        assert_eq!(
-            RawHeader::parse(&jws).map(|h| h.alg),
-            Ok("RS256".to_owned())
-        );
-        let jwe = format!("{}.x.y.z.w", b64(r#"{"alg":"dir","enc":"A256GCM"}"#));
-        assert!(matches!(RawHeader::parse(&jwe), Err(TokenError::Opaque)));
-        assert!(matches!(
-            RawHeader::parse("Zx4mQf0bYd6c2kP9"),
-            Err(TokenError::Opaque)
-        ));
-        assert!(matches!(RawHeader::parse("a.b.c"), Err(TokenError::NotJwt)));
-        let unsigned = format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64("{}"));
-        assert_eq!(
-            RawHeader::parse(&unsigned).map(|h| h.alg),
-            Ok("none".to_owned())
-        );
     }
 }

@@ -1,8 +1,8 @@
 //! One connection type over PostgreSQL and SQLite, its pool and migrations.
 
+mod error;
+mod pool;
 pub mod schema;
-
-use std::time::Duration;
 
 use diesel::{
     connection::SimpleConnection,
@@ -11,10 +11,9 @@ use diesel::{
     r2d2::{self, ManageConnection, R2D2Connection},
     sqlite::SqliteConnection,
 };
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub use error::DbError;
+pub use pool::{build_pool, ping, run, run_migrations, run_migrations_on};
 
 /// A connection to whichever backend `DATABASE_URL` names.
 #[derive(diesel::MultiConnection)]
@@ -135,79 +134,6 @@ impl ManageConnection for ConnectionManager {
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
         conn.is_broken()
     }
-}
-
-/// Errors of the database layer.
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    /// No connection could be had (pool timeout, server down).
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    /// A query failed.
-    #[error(transparent)]
-    Query(#[from] diesel::result::Error),
-    /// A migration failed.
-    #[error("migration failed: {0}")]
-    Migration(String),
-}
-
-impl From<r2d2::PoolError> for DbError {
-    fn from(e: r2d2::PoolError) -> Self {
-        Self::Unavailable(e.to_string())
-    }
-}
-
-/// Builds the pool without connecting; connections are opened on demand, so
-/// after start-up (which runs the migrations) the server rides out outages
-/// and `/readyz` tells when the database answers.
-pub fn build_pool(url: &DatabaseUrl, size: u32) -> DbPool {
-    r2d2::Pool::builder()
-        .max_size(size)
-        .min_idle(Some(0))
-        .connection_timeout(Duration::from_secs(3))
-        .test_on_check_out(false)
-        .build_unchecked(ConnectionManager::new(url.clone()))
-}
-
-/// Runs pending migrations on one connection of the pool.
-pub fn run_migrations(pool: &DbPool) -> Result<(), DbError> {
-    let mut conn = pool.get()?;
-    run_migrations_on(&mut conn)
-}
-
-/// Runs the backend's pending migrations; on PostgreSQL under an advisory
-/// lock, so replicas starting together don't race.
-pub fn run_migrations_on(conn: &mut DbConnection) -> Result<(), DbError> {
-    let migration_error =
-        |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
-    match conn {
-        DbConnection::Pg(pg) => {
-            // The key is arbitrary but the same in every replica. No digit
-            // separators: PostgreSQL before 16 refuses `7_590_…` as a literal.
-            diesel::sql_query("SELECT pg_advisory_lock(7590944467386593637)").execute(pg)?;
-            let result = pg
-                .run_pending_migrations(POSTGRES_MIGRATIONS)
-                .map(|_| ())
-                .map_err(migration_error);
-            diesel::sql_query("SELECT pg_advisory_unlock(7590944467386593637)").execute(pg)?;
-            result
-        }
-        // BEGIN IMMEDIATE takes the write lock before the pending list is read,
-        // so processes starting together on one file migrate one after the
-        // other instead of both creating the tables.
-        DbConnection::Sqlite(sqlite) => sqlite.immediate_transaction(|sqlite| {
-            sqlite
-                .run_pending_migrations(SQLITE_MIGRATIONS)
-                .map(|_| ())
-                .map_err(migration_error)
-        }),
-    }
-}
-
-/// One round trip to the database, for readiness.
-pub fn ping(pool: &DbPool) -> Result<(), DbError> {
-    let mut conn = pool.get()?;
-    conn.ping().map_err(DbError::Query)
 }
 
 #[cfg(test)]

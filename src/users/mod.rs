@@ -1,11 +1,15 @@
 //! The users resource: rows, their SQL, and the `/users` endpoints.
 
 pub mod cache;
-pub mod fields;
+pub mod current_user;
+pub mod dto;
 pub mod handlers;
 pub mod model;
+pub mod permissions;
+pub mod query;
 pub mod repo;
 pub mod service;
 
 pub use cache::UserCache;
+pub use current_user::CurrentUser;
 pub use model::User;

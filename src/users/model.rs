@@ -8,7 +8,8 @@ use utoipa::ToSchema;
 use crate::db::schema::users;
 
 /// A user row, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize, ToSchema)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct User {
     /// Local id, a 64-bit integer.
     pub id: i64,
@@ -53,6 +54,37 @@ pub struct NewUser<'a> {
     pub updated_at: NaiveDateTime,
     /// Set when created from a token: that request is a sighting.
     pub last_seen_at: Option<NaiveDateTime>,
+}
+
+impl<'a> NewUser<'a> {
+    /// The row of a subject seen for the first time in a token: active, and
+    /// that request is its first sighting.
+    pub fn first_sight(sub: &'a str, email: Option<&'a str>, name: Option<&'a str>) -> Self {
+        let at = now();
+        Self {
+            sub,
+            email,
+            name,
+            is_active: true,
+            created_at: at,
+            updated_at: at,
+            last_seen_at: Some(at),
+        }
+    }
+
+    /// A row an admin creates; its user has not been seen yet.
+    pub fn by_admin(
+        sub: &'a str,
+        email: Option<&'a str>,
+        name: Option<&'a str>,
+        is_active: bool,
+    ) -> Self {
+        Self {
+            last_seen_at: None,
+            is_active,
+            ..Self::first_sight(sub, email, name)
+        }
+    }
 }
 
 /// Changes to a row; `None` leaves a column as it is, `Some(None)` clears it.

@@ -1,79 +1,47 @@
 //! The only code that speaks SQL about users.
 
 use chrono::{NaiveDateTime, TimeDelta};
-use diesel::{
-    prelude::*,
-    result::{DatabaseErrorKind, Error as DieselError},
-};
+use diesel::prelude::*;
 
-use super::model::{NewUser, User, UserChanges, now};
-use crate::db::{DbConnection, schema::users};
+use super::{
+    model::{NewUser, User, UserChanges, now},
+    query::{ListQuery, OrderField, Ordering},
+};
+use crate::db::{DbConnection, MultiBackend, schema::users};
 
 /// How often `last_seen_at` may be written for one user.
 pub const LAST_SEEN_INTERVAL: TimeDelta = TimeDelta::minutes(5);
 
-/// Columns a list can be ordered by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderField {
-    /// Row id (the default).
-    Id,
-    /// Creation time.
-    CreatedAt,
-    /// Email address (missing ones last when ascending).
-    Email,
-}
-
-/// A validated list request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListQuery {
-    /// Rows per page, 1..=100.
-    pub limit: i64,
-    /// Rows skipped.
-    pub offset: i64,
-    /// Case-insensitive substring of sub, email or name.
-    pub search: Option<String>,
-    /// Sort column.
-    pub order: OrderField,
-    /// Descending when true.
-    pub descending: bool,
-}
-
-/// The outcome of an insert that may meet an existing `sub`.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateError {
-    /// A row with this `sub` exists.
-    #[error("a user with this sub already exists")]
-    Conflict,
-    /// Anything else.
-    #[error(transparent)]
-    Db(#[from] DieselError),
+/// The columns of [`User`] in its fields' order, for `RETURNING` (where
+/// `as_select()` does not compile on the multi-backend connection).
+fn returned() -> <User as Selectable<MultiBackend>>::SelectExpression {
+    <User as Selectable<MultiBackend>>::construct_selection()
 }
 
 /// One user by id.
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<User>> {
-    users::table.find(id).first(conn).optional()
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()
 }
 
 /// One user by subject.
 pub fn find_by_sub(conn: &mut DbConnection, sub: &str) -> QueryResult<Option<User>> {
     users::table
         .filter(users::sub.eq(sub))
+        .select(User::as_select())
         .first(conn)
         .optional()
 }
 
-/// Inserts a row; `Conflict` when the `sub` is taken.
-pub fn create(conn: &mut DbConnection, new: &NewUser<'_>) -> Result<User, CreateError> {
+/// Inserts a row; a unique violation when the `sub` is taken.
+pub fn create(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
     diesel::insert_into(users::table)
         .values(new)
-        .returning(users::all_columns)
+        .returning(returned())
         .get_result(conn)
-        .map_err(|e| match e {
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                CreateError::Conflict
-            }
-            e => CreateError::Db(e),
-        })
 }
 
 /// The row for `new.sub`, inserted if absent. Race-safe on both backends and
@@ -84,9 +52,14 @@ pub fn get_or_create(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<
         return Ok(user);
     }
     match create(conn, new) {
-        Ok(user) => Ok(user),
-        Err(CreateError::Conflict) => users::table.filter(users::sub.eq(new.sub)).first(conn),
-        Err(CreateError::Db(e)) => Err(e),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => users::table
+            .filter(users::sub.eq(new.sub))
+            .select(User::as_select())
+            .first(conn),
+        created => created,
     }
 }
 
@@ -119,7 +92,7 @@ pub fn update(
     changes.updated_at = Some(now());
     diesel::update(users::table.find(id))
         .set(&changes)
-        .returning(users::all_columns)
+        .returning(returned())
         .get_result(conn)
         .optional()
 }
@@ -170,7 +143,8 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> QueryResult<(i64, Vec<Use
     let count = filtered().count().get_result(conn)?;
     let query = filtered();
     // Ties are broken by id, so pages never repeat or skip a row.
-    let query = match (q.order, q.descending) {
+    let ordering = q.ordering.unwrap_or(Ordering::DEFAULT);
+    let query = match (ordering.field, ordering.descending) {
         (OrderField::Id, false) => query.order(users::id.asc()),
         (OrderField::Id, true) => query.order(users::id.desc()),
         (OrderField::CreatedAt, false) => query.order((users::created_at.asc(), users::id.asc())),
@@ -187,7 +161,11 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> QueryResult<(i64, Vec<Use
             users::id.desc(),
         )),
     };
-    let rows = query.limit(q.limit).offset(q.offset).load(conn)?;
+    let rows = query
+        .select(User::as_select())
+        .limit(q.limit.get())
+        .offset(q.offset.get())
+        .load(conn)?;
     Ok((count, rows))
 }
 

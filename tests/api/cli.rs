@@ -6,7 +6,7 @@ use std::{os::unix::fs::PermissionsExt, path::PathBuf, time::Duration};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use usergate::{auth::dev_issuer::DevKey, config::DEV_AUDIENCE};
+use usergate::{config::DEV_AUDIENCE, dev_issuer::DevKey};
 
 use crate::{
     helpers::{assert_problem, challenge, now},

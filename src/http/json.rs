@@ -1,10 +1,10 @@
-//! Request extractors whose failures are problem+json naming the field.
+//! JSON request bodies whose failures are problem+json naming the field.
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, error::PayloadError, web};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use super::RequestError;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -14,8 +14,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Error = RequestError;
+    type Future = LocalBoxFuture<'static, Result<Self, RequestError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let is_json = req.mime_type().ok().flatten().is_some_and(|m| {
@@ -30,24 +30,24 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             .is_some_and(|len| len > MAX_BODY_BYTES);
         Box::pin(async move {
             if too_large {
-                return Err(ApiError::PayloadTooLarge {
+                return Err(RequestError::PayloadTooLarge {
                     limit: MAX_BODY_BYTES,
                 });
             }
             let bytes = body.await.map_err(|e| match e.as_error::<PayloadError>() {
-                Some(PayloadError::Overflow) => ApiError::PayloadTooLarge {
+                Some(PayloadError::Overflow) => RequestError::PayloadTooLarge {
                     limit: MAX_BODY_BYTES,
                 },
-                _ => ApiError::BadRequest("the request body could not be read".into()),
+                _ => RequestError::BadRequest("the request body could not be read".into()),
             })?;
             // Without a Content-Length (chunked, or compressed) only the bytes tell.
             if bytes.len() > MAX_BODY_BYTES {
-                return Err(ApiError::PayloadTooLarge {
+                return Err(RequestError::PayloadTooLarge {
                     limit: MAX_BODY_BYTES,
                 });
             }
             if !is_json {
-                return Err(ApiError::BadRequest(
+                return Err(RequestError::BadRequest(
                     "the body must be JSON, sent as Content-Type: application/json".into(),
                 ));
             }
@@ -57,25 +57,25 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 }
 
 /// Deserializes a JSON object, naming the path of the first bad field.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RequestError> {
     // serde would read a struct from an array of its fields in order; a body is an object.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return Err(ApiError::invalid("body", "must be a JSON object"));
+        return Err(RequestError::invalid("body", "must be a JSON object"));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::BadRequest(format!("the body is not valid JSON: {inner}"));
+            return RequestError::BadRequest(format!("the body is not valid JSON: {inner}"));
         }
         let detail = strip_position(&inner.to_string());
         if path == "." || path.is_empty() {
             // Missing and unknown fields are reported at the top level; name them.
             let field = quoted_name(&detail).unwrap_or_else(|| "body".into());
-            ApiError::invalid(field, detail)
+            RequestError::invalid(field, detail)
         } else {
-            ApiError::invalid(path, detail)
+            RequestError::invalid(path, detail)
         }
     })
 }
@@ -95,14 +95,6 @@ fn quoted_name(message: &str) -> Option<String> {
     Some(message[start..start + len].to_owned())
 }
 
-/// Parses a path id, answering 400 for anything but a positive 64-bit integer.
-pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::invalid("id", "must be a positive integer"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,7 +109,7 @@ mod tests {
 
     fn field_of(json: &str) -> Option<String> {
         match parse_json::<Body>(json.as_bytes()) {
-            Err(ApiError::Invalid { field, .. }) => Some(field),
+            Err(RequestError::Invalid { field, .. }) => Some(field),
             _ => None,
         }
     }
@@ -136,15 +128,7 @@ mod tests {
         assert_eq!(field_of(r#" ["a", true]"#).as_deref(), Some("body"));
         assert!(matches!(
             parse_json::<Body>(b"{not json"),
-            Err(ApiError::BadRequest(_))
+            Err(RequestError::BadRequest(_))
         ));
-    }
-
-    #[test]
-    fn ids_must_be_positive_integers() {
-        assert_eq!(parse_id("42").ok(), Some(42));
-        for bad in ["0", "-1", "abc", "1.5", "99999999999999999999"] {
-            assert!(parse_id(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -1,8 +1,9 @@
-//! Field types that can only hold valid values (parse, don't validate).
+//! Value types that can only hold valid values (parse, don't validate),
+//! shared by the token's claims and the users' rows.
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 /// An Auth0 subject: 1 to 255 characters, no control characters.
@@ -27,6 +28,21 @@ fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
 
+/// What every text field checks: 1 to `max` characters, no control characters.
+fn check_text(s: &str, max: usize, if_empty: &'static str) -> Result<(), String> {
+    let len = s.chars().count();
+    if len == 0 {
+        return Err(if_empty.into());
+    }
+    if len > max {
+        return Err(format!("must be at most {max} characters"));
+    }
+    if has_control(s) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(())
+}
+
 impl Subject {
     /// Longest accepted subject, in characters.
     pub const MAX_LEN: usize = 255;
@@ -34,22 +50,12 @@ impl Subject {
     /// Checks length and characters.
     pub fn parse(s: impl Into<String>) -> Result<Self, String> {
         let s = s.into();
-        let len = s.chars().count();
-        if len == 0 || s.trim().is_empty() {
-            return Err("must not be empty".into());
+        let if_empty = "must not be empty";
+        if s.trim().is_empty() {
+            return Err(if_empty.into());
         }
-        if len > Self::MAX_LEN {
-            return Err(format!("must be at most {} characters", Self::MAX_LEN));
-        }
-        if has_control(&s) {
-            return Err("must not contain control characters".into());
-        }
+        check_text(&s, Self::MAX_LEN, if_empty)?;
         Ok(Self(s))
-    }
-
-    /// The subject as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -71,11 +77,6 @@ impl Email {
         }
         Ok(Self(s))
     }
-
-    /// The address as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 impl Name {
@@ -85,27 +86,24 @@ impl Name {
     /// Checks length and characters.
     pub fn parse(s: impl Into<String>) -> Result<Self, String> {
         let s = s.into();
-        let len = s.chars().count();
-        if len == 0 {
-            return Err("must not be empty (send null to clear it)".into());
-        }
-        if len > Self::MAX_LEN {
-            return Err(format!("must be at most {} characters", Self::MAX_LEN));
-        }
-        if has_control(&s) {
-            return Err("must not contain control characters".into());
-        }
+        check_text(
+            &s,
+            Self::MAX_LEN,
+            "must not be empty (send null to clear it)",
+        )?;
         Ok(Self(s))
-    }
-
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
 macro_rules! string_newtype {
     ($($ty:ident),*) => {$(
+        impl $ty {
+            /// The value as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl TryFrom<String> for $ty {
             type Error = String;
             fn try_from(s: String) -> Result<Self, String> {
@@ -128,25 +126,6 @@ macro_rules! string_newtype {
 }
 
 string_newtype!(Subject, Email, Name);
-
-/// Deserializes a field that may be absent (`None`), null (`Some(None)`) or set.
-pub fn nullable<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: Deserializer<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
-/// Deserializes a field that may be absent (`None`) but, when sent, not null:
-/// a plain `Option` would take null for absent and silently ignore it.
-pub fn non_null<'de, T, D>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: Deserializer<'de>,
-{
-    T::deserialize(deserializer).map(Some)
-}
 
 #[cfg(test)]
 mod tests {

@@ -3,11 +3,10 @@
 use std::{
     fs,
     io::Write,
-    path::Path,
+    path::{Path, PathBuf},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::Context;
 use aws_lc_rs::{
     encoding::AsDer,
     rsa::{KeyPair, KeySize},
@@ -17,7 +16,44 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
-use super::{guard::ALL_PERMISSIONS, jwks::KeySet};
+use crate::{
+    auth::key_set::{JwksError, KeySet},
+    users::permissions::ALL_PERMISSIONS,
+};
+
+/// Why the dev key could not be had or used.
+#[derive(Debug, thiserror::Error)]
+pub enum DevKeyError {
+    /// Reading or writing the key file (or its folder) failed.
+    #[error("{action} {path}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not an RSA PKCS#8 PEM key.
+    #[error("the dev key is not an RSA PKCS#8 PEM key: {0}")]
+    NotRsaPkcs8(String),
+    /// Key generation or encoding failed.
+    #[error("RSA key {0} failed")]
+    Crypto(&'static str),
+    /// Signing a token failed.
+    #[error("signing the token failed")]
+    Sign(#[from] jsonwebtoken::errors::Error),
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DevKeyError {
+    let path = path.to_owned();
+    move |source| DevKeyError::Io {
+        action,
+        path,
+        source,
+    }
+}
 
 /// An RSA key pair kept on disk as PKCS#8 PEM.
 pub struct DevKey {
@@ -57,43 +93,45 @@ struct MintedClaims<'a> {
 
 impl DevKey {
     /// Loads the key at `path`, creating it (and a private folder) on first use.
-    pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
+    pub fn load_or_create(path: &Path) -> Result<Self, DevKeyError> {
         if !path.exists() {
             Self::create(path)?;
         }
-        let pem =
-            fs::read(path).with_context(|| format!("reading the dev key {}", path.display()))?;
-        Self::from_pem(&pem)
-            .with_context(|| format!("the dev key {} is not an RSA PKCS#8 key", path.display()))
+        Self::load(path)
     }
 
-    fn create(path: &Path) -> anyhow::Result<()> {
-        let pair = KeyPair::generate(KeySize::Rsa2048)
-            .map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
-        let der = pair
-            .as_der()
-            .map_err(|_| anyhow::anyhow!("RSA key encoding failed"))?;
+    /// Loads the key at `path`; never creates one.
+    pub fn load(path: &Path) -> Result<Self, DevKeyError> {
+        let pem = fs::read(path).map_err(io("reading the dev key", path))?;
+        Self::from_pem(&pem)
+    }
+
+    fn create(path: &Path) -> Result<(), DevKeyError> {
+        let pair =
+            KeyPair::generate(KeySize::Rsa2048).map_err(|_| DevKeyError::Crypto("generation"))?;
+        let der = pair.as_der().map_err(|_| DevKeyError::Crypto("encoding"))?;
         let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec()));
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+            create_private_dir(dir).map_err(io("creating", dir))?;
         }
-        let mut file = private_file(path)
-            .with_context(|| format!("creating the dev key {}", path.display()))?;
-        file.write_all(pem.as_bytes())?;
+        private_file(path)
+            .and_then(|mut file| file.write_all(pem.as_bytes()))
+            .map_err(io("creating the dev key", path))?;
         log::info!("created a new dev signing key at {}", path.display());
         Ok(())
     }
 
     /// Parses a PKCS#8 PEM RSA private key.
-    pub fn from_pem(pem_bytes: &[u8]) -> anyhow::Result<Self> {
-        let parsed = pem::parse(pem_bytes)?;
-        let pair = KeyPair::from_pkcs8(parsed.contents()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    pub fn from_pem(pem_bytes: &[u8]) -> Result<Self, DevKeyError> {
+        let not_rsa = |e: &dyn std::fmt::Display| DevKeyError::NotRsaPkcs8(e.to_string());
+        let parsed = pem::parse(pem_bytes).map_err(|e| not_rsa(&e))?;
+        let pair = KeyPair::from_pkcs8(parsed.contents()).map_err(|e| not_rsa(&e))?;
         let public = pair.public_key();
         let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
         let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
         let thumb = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, n.as_bytes());
         let kid = format!("dev-{}", &URL_SAFE_NO_PAD.encode(thumb.as_ref())[..16]);
-        let encoding = EncodingKey::from_rsa_pem(pem_bytes)?;
+        let encoding = EncodingKey::from_rsa_pem(pem_bytes).map_err(|e| not_rsa(&e))?;
         Ok(Self {
             kid,
             encoding,
@@ -115,13 +153,15 @@ impl DevKey {
     }
 
     /// The key set the verifier trusts in dev mode.
-    pub fn key_set(&self) -> Result<KeySet, String> {
+    pub fn key_set(&self) -> Result<KeySet, JwksError> {
         KeySet::from_jwks_json(self.jwks().to_string().as_bytes(), &[Algorithm::RS256])
     }
 
     /// Signs a token (RS256).
-    pub fn mint(&self, request: &MintRequest) -> anyhow::Result<String> {
-        let iat = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    pub fn mint(&self, request: &MintRequest) -> Result<String, DevKeyError> {
+        let iat = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let claims = MintedClaims {
             request,
             iat,

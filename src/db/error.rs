@@ -1,0 +1,53 @@
+//! Errors of the database layer; `crate::error` maps them to HTTP, once.
+
+use diesel::{r2d2, result::DatabaseErrorKind};
+
+/// A database operation that did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had (pool timeout, server down).
+    #[error("database unavailable")]
+    Unavailable(#[source] r2d2::PoolError),
+    /// A query failed.
+    #[error("a query failed")]
+    Query(#[from] diesel::result::Error),
+    /// A migration failed.
+    #[error("migration failed")]
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The blocking task running the work was cancelled or panicked.
+    #[error("the database task was interrupted")]
+    Interrupted(#[source] actix_web::error::BlockingError),
+}
+
+impl From<r2d2::PoolError> for DbError {
+    fn from(e: r2d2::PoolError) -> Self {
+        Self::Unavailable(e)
+    }
+}
+
+impl DbError {
+    /// Whether the database is out of reach (as opposed to a query being wrong).
+    pub fn is_unavailable(&self) -> bool {
+        use diesel::result::Error;
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Query(Error::BrokenTransactionManager) => true,
+            Self::Query(Error::DatabaseError(kind, _)) => matches!(
+                kind,
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
+            ),
+            _ => false,
+        }
+    }
+
+    /// Whether a unique index refused the write.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            Self::Query(diesel::result::Error::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}

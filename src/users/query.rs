@@ -1,0 +1,274 @@
+//! What `GET /users` and `/users/{id}` accept in the path and the query,
+//! parsed into values that can only be valid, and the page links.
+
+use std::fmt;
+
+use actix_web::HttpRequest;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::http::{RequestError, public_base_url};
+
+/// Parses a path id, answering 400 for anything but a positive 64-bit integer.
+pub fn parse_id(raw: &str) -> Result<i64, RequestError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| RequestError::invalid("id", "must be a positive integer"))
+}
+
+/// Query of `GET /users`, as sent (parsed into a [`ListQuery`]).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Rows per page: 1 to 100 (larger values are capped), default 50.
+    pub limit: Option<String>,
+    /// Rows to skip, default 0.
+    pub offset: Option<String>,
+    /// Case-insensitive text to find in sub, email or name.
+    pub search: Option<String>,
+    /// `id`, `created_at` or `email`; prefix `-` for descending.
+    pub ordering: Option<String>,
+}
+
+/// Rows per page, 1 to [`Limit::MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(i64);
+
+impl Limit {
+    /// The largest page; any larger ask is capped.
+    pub const MAX: i64 = 100;
+    /// The page size when none is asked for.
+    pub const DEFAULT: i64 = 50;
+
+    fn parse(raw: Option<&str>) -> Result<Self, RequestError> {
+        match whole_number("limit", raw)? {
+            None => Ok(Self(Self::DEFAULT)),
+            Some(0) => Err(RequestError::invalid("limit", "must be at least 1")),
+            Some(n) => Ok(Self(
+                i64::try_from(n).map_or(Self::MAX, |n| n.min(Self::MAX)),
+            )),
+        }
+    }
+
+    /// The number of rows.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// Rows skipped, at most `u32::MAX` so that `offset + limit` cannot overflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offset(i64);
+
+impl Offset {
+    fn parse(raw: Option<&str>) -> Result<Self, RequestError> {
+        match whole_number("offset", raw)?.map(u32::try_from) {
+            None => Ok(Self(0)),
+            Some(Ok(n)) => Ok(Self(i64::from(n))),
+            Some(Err(_)) => Err(RequestError::invalid(
+                "offset",
+                format!("must be at most {}", u32::MAX),
+            )),
+        }
+    }
+
+    /// The number of rows skipped.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// Digits only; an overflow is a very large number, not an error.
+fn whole_number(field: &str, raw: Option<&str>) -> Result<Option<u64>, RequestError> {
+    raw.map(|v| {
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(RequestError::invalid(
+                field,
+                "must be a non-negative whole number",
+            ));
+        }
+        Ok(v.parse::<u64>().unwrap_or(u64::MAX))
+    })
+    .transpose()
+}
+
+/// Columns a list can be ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderField {
+    /// Row id (the default).
+    Id,
+    /// Creation time.
+    CreatedAt,
+    /// Email address (missing ones last when ascending).
+    Email,
+}
+
+/// A sort order asked for with `?ordering=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ordering {
+    /// Sort column.
+    pub field: OrderField,
+    /// Descending when true.
+    pub descending: bool,
+}
+
+impl Ordering {
+    /// The order when none is asked for.
+    pub const DEFAULT: Self = Self {
+        field: OrderField::Id,
+        descending: false,
+    };
+
+    fn parse(raw: Option<&str>) -> Result<Option<Self>, RequestError> {
+        let Some(raw) = raw.map(str::trim).filter(|o| !o.is_empty()) else {
+            return Ok(None);
+        };
+        let (descending, name) = raw.strip_prefix('-').map_or((false, raw), |f| (true, f));
+        let field = match name {
+            "id" => OrderField::Id,
+            "created_at" => OrderField::CreatedAt,
+            "email" => OrderField::Email,
+            _ => {
+                return Err(RequestError::invalid(
+                    "ordering",
+                    "must be one of id, created_at, email, optionally prefixed with - for descending",
+                ));
+            }
+        };
+        Ok(Some(Self { field, descending }))
+    }
+}
+
+impl fmt::Display for Ordering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.field {
+            OrderField::Id => "id",
+            OrderField::CreatedAt => "created_at",
+            OrderField::Email => "email",
+        };
+        write!(f, "{}{name}", if self.descending { "-" } else { "" })
+    }
+}
+
+/// Case-insensitive text to find, 1 to 255 characters, no control characters.
+fn parse_search(raw: Option<&str>) -> Result<Option<String>, RequestError> {
+    let Some(search) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if search.chars().count() > 255 {
+        return Err(RequestError::invalid(
+            "search",
+            "must be at most 255 characters",
+        ));
+    }
+    // No row holds one (the fields refuse them), and PostgreSQL rejects NUL
+    // in text while SQLite cuts the pattern at it, matching every row.
+    if search.chars().any(char::is_control) {
+        return Err(RequestError::invalid(
+            "search",
+            "must not contain control characters",
+        ));
+    }
+    Ok(Some(search.to_owned()))
+}
+
+/// A valid list request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Rows per page.
+    pub limit: Limit,
+    /// Rows skipped.
+    pub offset: Offset,
+    /// Case-insensitive substring of sub, email or name.
+    pub search: Option<String>,
+    /// The order asked for; `None` is [`Ordering::DEFAULT`].
+    pub ordering: Option<Ordering>,
+}
+
+impl ListParams {
+    /// Parses every parameter, naming the one at fault.
+    pub fn parse(&self) -> Result<ListQuery, RequestError> {
+        Ok(ListQuery {
+            limit: Limit::parse(self.limit.as_deref())?,
+            offset: Offset::parse(self.offset.as_deref())?,
+            search: parse_search(self.search.as_deref())?,
+            ordering: Ordering::parse(self.ordering.as_deref())?,
+        })
+    }
+}
+
+impl ListQuery {
+    /// The links to the next and previous pages of a list of `count` rows.
+    pub fn page_links(&self, req: &HttpRequest, count: i64) -> (Option<String>, Option<String>) {
+        let (offset, limit) = (self.offset.get(), self.limit.get());
+        let next = (offset + limit < count).then(|| self.page_url(req, offset + limit));
+        let previous = (offset > 0).then(|| self.page_url(req, (offset - limit).max(0)));
+        (next, previous)
+    }
+
+    fn page_url(&self, req: &HttpRequest, offset: i64) -> String {
+        let base = public_base_url(req);
+        let mut url = format!("{base}{}?limit={}", req.path(), self.limit.get());
+        if offset > 0 {
+            url.push_str(&format!("&offset={offset}"));
+        }
+        let mut extra = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(search) = &self.search {
+            extra.append_pair("search", search);
+        }
+        if let Some(ordering) = &self.ordering {
+            extra.append_pair("ordering", &ordering.to_string());
+        }
+        let extra = extra.finish();
+        if !extra.is_empty() {
+            url.push('&');
+            url.push_str(&extra);
+        }
+        url
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(limit: &str, offset: &str, ordering: &str) -> ListParams {
+        let some = |v: &str| (!v.is_empty()).then(|| v.to_owned());
+        ListParams {
+            limit: some(limit),
+            offset: some(offset),
+            search: None,
+            ordering: some(ordering),
+        }
+    }
+
+    #[test]
+    fn limits_are_capped_and_offsets_bounded() {
+        let q = params("1000000000000000000000", "7", "-email")
+            .parse()
+            .expect("valid query");
+        assert_eq!((q.limit.get(), q.offset.get()), (Limit::MAX, 7));
+        assert_eq!(q.ordering.map(|o| o.to_string()).as_deref(), Some("-email"));
+        for (case, p, field) in [
+            ("zero limit", params("0", "", ""), "limit"),
+            ("signed limit", params("-1", "", ""), "limit"),
+            ("huge offset", params("", "4294967296", ""), "offset"),
+            ("unknown ordering", params("", "", "name"), "ordering"),
+        ] {
+            let err = p.parse().expect_err(case);
+            assert!(
+                matches!(&err, RequestError::Invalid { field: f, .. } if f == field),
+                "{case}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_must_be_positive_integers() {
+        assert_eq!(parse_id("42").ok(), Some(42));
+        for bad in ["0", "-1", "abc", "1.5", "99999999999999999999"] {
+            assert!(parse_id(bad).is_err(), "{bad}");
+        }
+    }
+}
