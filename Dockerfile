@@ -3,24 +3,19 @@
 # ---- build ------------------------------------------------------------------
 # rust:1.95-bookworm has gcc, make and perl: enough for the bundled SQLite,
 # the bundled libpq and its vendored OpenSSL.
-FROM rust:1.95-bookworm AS build
+FROM rust:1.95-bookworm AS chef
+RUN cargo install cargo-chef --locked --version 0.1.78
 WORKDIR /src
 
-# Dependency layer: build every dependency against stub targets so that it is
-# rebuilt only when Cargo.toml or Cargo.lock change. Cargo refuses a manifest
-# whose declared target paths are missing, so stub each `path = "…"` it names.
-COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src \
- && echo 'fn main() {}' > src/main.rs \
- && : > src/lib.rs \
- && grep -oE '^path *= *"[^"]+\.rs"' Cargo.toml | cut -d'"' -f2 | while read -r p; do \
-      mkdir -p "$(dirname "$p")"; [ -f "$p" ] || echo 'fn main() {}' > "$p"; \
-    done \
- && cargo build --release --locked --bin usergate \
- && rm -rf src tests benches examples \
-      target/release/usergate* target/release/libusergate* \
-      target/release/deps/usergate-* target/release/deps/libusergate-* \
-      target/release/.fingerprint/usergate-*
+# cargo-chef reduces the workspace to a recipe of its dependencies, so the
+# dependency layer below is rebuilt only when Cargo.toml or Cargo.lock change.
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS build
+COPY --from=planner /src/recipe.json recipe.json
+RUN cargo chef cook --release --locked --recipe-path recipe.json --bin usergate
 
 # The real sources. migrations/ must be here: they are embedded at compile
 # time (diesel_migrations::embed_migrations!).
