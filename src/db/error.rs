@@ -8,6 +8,9 @@ pub enum DbError {
     /// No connection could be had (pool timeout, server down).
     #[error("database unavailable")]
     Unavailable(#[source] r2d2::PoolError),
+    /// A dedicated (unpooled) connection could not be opened.
+    #[error("cannot connect to the database")]
+    Connect(#[source] diesel::ConnectionError),
     /// A query failed.
     #[error("a query failed")]
     Query(#[from] diesel::result::Error),
@@ -30,7 +33,7 @@ impl DbError {
     pub fn is_unavailable(&self) -> bool {
         use diesel::result::Error;
         match self {
-            Self::Unavailable(_) => true,
+            Self::Unavailable(_) | Self::Connect(_) => true,
             Self::Query(Error::BrokenTransactionManager) => true,
             Self::Query(Error::DatabaseError(kind, _)) => matches!(
                 kind,
@@ -38,6 +41,11 @@ impl DbError {
             ),
             _ => false,
         }
+    }
+
+    /// Whether the row asked for does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Query(diesel::result::Error::NotFound))
     }
 
     /// Whether a unique index refused the write.

@@ -1,8 +1,10 @@
 //! One connection type over PostgreSQL and SQLite, its pool and migrations.
 
 mod error;
+mod listen;
 mod pool;
 pub mod schema;
+mod transaction;
 
 use diesel::{
     connection::SimpleConnection,
@@ -13,7 +15,9 @@ use diesel::{
 };
 
 pub use error::DbError;
+pub use listen::{Listener, notify};
 pub use pool::{build_pool, ping, run, run_migrations, run_migrations_on};
+pub use transaction::write_transaction;
 
 /// A connection to whichever backend `DATABASE_URL` names.
 #[derive(diesel::MultiConnection)]

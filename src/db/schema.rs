@@ -1,6 +1,14 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    user_tombstones (sub) {
+        #[max_length = 255]
+        sub -> Varchar,
+        deleted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Int8,
         #[max_length = 255]
@@ -15,3 +23,5 @@ diesel::table! {
         last_seen_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::allow_tables_to_appear_in_same_query!(user_tombstones, users,);
