@@ -69,12 +69,16 @@ impl Application {
         let pool_size = settings.database.pool_size as usize;
         let drain = settings.http.shutdown_drain;
 
+        let users = UserCache::default();
+        users::invalidation::start(&settings.database.url, &users)
+            .await
+            .context("starting the user cache invalidation listener")?;
         let state = State {
             metadata: web::Data::new(ProtectedResource::of(&settings.auth)),
             trusted_proxies: web::Data::new(settings.http.trusted_proxies.clone()),
             http: web::Data::new(settings.http),
             pool: web::Data::new(pool),
-            users: web::Data::new(UserCache::default()),
+            users: web::Data::new(users),
             verifier: web::Data::new(verifier),
             draining: web::Data::new(draining.clone()),
             metrics: web::Data::new(metrics::handle()),

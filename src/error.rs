@@ -24,6 +24,12 @@ pub enum ApiError {
     /// The caller's row is deactivated.
     #[error("this user is deactivated")]
     Inactive,
+    /// The caller's subject was deleted by an admin.
+    #[error("this user was deleted")]
+    Deleted,
+    /// A machine client (client-credentials token) asked for its own user.
+    #[error("machine clients (client-credentials tokens) have no user")]
+    MachineClient,
     /// No such user.
     #[error("no user with this id")]
     NotFound,
@@ -63,7 +69,7 @@ impl ResponseError for ApiError {
         match self {
             Self::Auth(e) => e.status_code(),
             Self::Request(e) => e.status_code(),
-            Self::Inactive => StatusCode::FORBIDDEN,
+            Self::Inactive | Self::Deleted | Self::MachineClient => StatusCode::FORBIDDEN,
             Self::NotFound | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -76,6 +82,8 @@ impl ResponseError for ApiError {
             Self::Auth(e) => return e.error_response(),
             Self::Request(e) => return e.error_response(),
             Self::Inactive => ("user-inactive", "User deactivated", self.to_string()),
+            Self::Deleted => ("user-deleted", "User deleted", self.to_string()),
+            Self::MachineClient => ("machine-client", "Machine client", self.to_string()),
             Self::NotFound | Self::NoRoute => ("not-found", "Not found", self.to_string()),
             Self::Conflict(_) => ("conflict", "Conflict", self.to_string()),
             Self::Unavailable(cause) => {

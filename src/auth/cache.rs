@@ -47,6 +47,7 @@ impl TokenCache {
                 Cache::builder()
                     .max_capacity(capacity)
                     .expire_after(UntilExpiry)
+                    .support_invalidation_closures()
                     .build(),
             ),
         }
@@ -81,6 +82,15 @@ impl TokenCache {
     pub fn insert(&self, key: [u8; 32], principal: Arc<Principal>) {
         if let Some(cache) = &self.inner {
             cache.insert(key, principal);
+        }
+    }
+
+    /// Forgets every token of `sub` (its user was deleted).
+    pub fn forget_subject(&self, sub: &str) {
+        if let Some(cache) = &self.inner {
+            let sub = sub.to_owned();
+            // Only fails when closures are not enabled, and they are.
+            let _ = cache.invalidate_entries_if(move |_, p| p.sub.as_str() == sub);
         }
     }
 

@@ -39,6 +39,9 @@ pub struct AccessClaims {
     /// Name, when the tenant adds it to access tokens.
     #[serde(default, deserialize_with = "lenient_string")]
     pub name: Option<String>,
+    /// Auth0's grant type, `client-credentials` for machine-to-machine tokens.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub gty: Option<String>,
 }
 
 /// The authenticated caller, as handlers see it.
@@ -54,6 +57,8 @@ pub struct Principal {
     pub name: Option<Name>,
     /// The token's `exp`, seconds since the epoch.
     pub expires_at: i64,
+    /// A machine client's token (client credentials grant), not a person's.
+    pub is_machine: bool,
 }
 
 impl Principal {
@@ -72,6 +77,10 @@ impl Principal {
             .map(str::to_owned)
             .chain(claims.permissions)
             .collect();
+        // Auth0 marks such tokens with `gty`, and names their subject
+        // `<client_id>@clients`; either is enough.
+        let is_machine = claims.gty.as_deref() == Some("client-credentials")
+            || sub.as_str().ends_with("@clients");
         permissions.sort_unstable();
         permissions.dedup();
         Ok(Self {
@@ -80,6 +89,7 @@ impl Principal {
             email: claims.email.and_then(|e| Email::parse(e).ok()),
             name: claims.name.and_then(|n| Name::parse(n).ok()),
             expires_at: claims.exp.ok_or(TokenError::Claim("exp"))? as i64,
+            is_machine,
         })
     }
 
@@ -133,6 +143,38 @@ mod tests {
             ["delete:users", "openid", "profile", "read:users"]
         );
         assert!(p.has("delete:users") && !p.has("create:users"));
+    }
+
+    #[test]
+    fn client_credentials_tokens_are_machine_clients() {
+        for (case, json, machine) in [
+            (
+                "gty",
+                serde_json::json!({"sub": "abc", "gty": "client-credentials"}),
+                true,
+            ),
+            (
+                "@clients sub",
+                serde_json::json!({"sub": "abc@clients"}),
+                true,
+            ),
+            ("person", serde_json::json!({"sub": "auth0|abc"}), false),
+            (
+                "other gty",
+                serde_json::json!({"sub": "auth0|abc", "gty": "password"}),
+                false,
+            ),
+            (
+                "clients inside",
+                serde_json::json!({"sub": "a@clients.example"}),
+                false,
+            ),
+        ] {
+            let mut json = json;
+            json["exp"] = 10.into();
+            let p = Principal::from_claims(claims(json)).expect("valid principal");
+            assert_eq!(p.is_machine, machine, "{case}");
+        }
     }
 
     #[test]

@@ -58,6 +58,11 @@ impl Verifier {
         }
     }
 
+    /// Forgets the verified tokens of `sub` (its user was deleted).
+    pub fn forget_subject(&self, sub: &str) {
+        self.inner.cache.forget_subject(sub);
+    }
+
     /// The key store (for readiness and explain-token).
     pub fn keys(&self) -> &KeyStore {
         &self.inner.keys

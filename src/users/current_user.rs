@@ -1,5 +1,7 @@
 //! The second middleware of the `/users` scope: the verified principal
-//! becomes the caller's row (created on first sight), inactive users stop here.
+//! becomes the caller's row (created on first sight); deleted and inactive
+//! users stop here. Machine clients have no row: they pass with none, and
+//! only handlers that need the caller's own row refuse them.
 
 use std::sync::Arc;
 
@@ -12,24 +14,32 @@ use actix_web::{
 };
 
 use super::{User, UserCache, service};
-use crate::{auth::Authenticated, db::DbPool, error::ApiError};
+use crate::{
+    auth::{Authenticated, Principal},
+    db::DbPool,
+    error::ApiError,
+};
 
 /// The caller's own `users` row.
 #[derive(Debug, Clone)]
 pub struct CurrentUser(pub Arc<User>);
 
-/// Middleware: runs after the bearer middleware and inserts [`CurrentUser`].
+/// Middleware: runs after the bearer middleware and inserts [`CurrentUser`]
+/// (unless the caller is a machine client).
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let user = current_user(&req).await?;
-    req.extensions_mut().insert(CurrentUser(user));
+    let principal = Authenticated::of(req.request())?.0;
+    // Read from the verified token: costs no query.
+    if !principal.is_machine {
+        let user = current_user(&req, &principal).await?;
+        req.extensions_mut().insert(CurrentUser(user));
+    }
     next.call(req).await
 }
 
-async fn current_user(req: &ServiceRequest) -> Result<Arc<User>, ApiError> {
-    let principal = Authenticated::of(req.request())?.0;
+async fn current_user(req: &ServiceRequest, principal: &Principal) -> Result<Arc<User>, ApiError> {
     let (Some(pool), Some(cache)) = (
         req.app_data::<web::Data<DbPool>>(),
         req.app_data::<web::Data<UserCache>>(),
@@ -38,7 +48,7 @@ async fn current_user(req: &ServiceRequest) -> Result<Arc<User>, ApiError> {
             "the users scope is wired without a pool or user cache".into(),
         ));
     };
-    let user = service::sighting(pool, cache, &principal).await?;
+    let user = service::sighting(pool, cache, principal).await?;
     if !user.is_active {
         return Err(ApiError::Inactive);
     }
@@ -50,8 +60,10 @@ impl FromRequest for CurrentUser {
     type Future = std::future::Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(req.extensions().get::<Self>().cloned().ok_or_else(|| {
-            ApiError::Internal("the users scope is wired without its users middleware".into())
+        let found = req.extensions().get::<Self>().cloned();
+        std::future::ready(found.ok_or_else(|| match Authenticated::of(req) {
+            Ok(caller) if caller.0.is_machine => ApiError::MachineClient,
+            _ => ApiError::Internal("the users scope is wired without its users middleware".into()),
         }))
     }
 }

@@ -16,7 +16,7 @@ use super::{
     service,
 };
 use crate::{
-    auth::{Authenticated, Permission, Require},
+    auth::{Authenticated, Permission, Require, Verifier},
     db::DbPool,
     error::ApiError,
     http::{Problem, json::JsonBody, public_base_url},
@@ -57,7 +57,7 @@ pub async fn get_me(caller: CurrentUser) -> web::Json<Arc<User>> {
 
 /// Change the caller's own `name` and `email`.
 #[utoipa::path(patch, path = "/users/me", tag = "users", security(("bearer" = [])), request_body = MeChanges,
-    responses((status = 200, body = User), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = User), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn patch_me(
     caller: CurrentUser,
     pool: web::Data<DbPool>,
@@ -96,9 +96,10 @@ pub async fn create(
     _: Require<CreateUsers>,
     req: HttpRequest,
     pool: web::Data<DbPool>,
+    cache: web::Data<UserCache>,
     body: JsonBody<CreateUser>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = service::create(&pool, body.0).await?;
+    let user = service::create(&pool, &cache, body.0).await?;
     let location = format!("{}/users/{}", public_base_url(&req), user.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
@@ -112,12 +113,13 @@ pub async fn create(
 pub async fn retrieve(
     req: HttpRequest,
     caller: Authenticated,
-    user: CurrentUser,
+    user: Option<CurrentUser>,
     pool: web::Data<DbPool>,
     id: web::Path<String>,
 ) -> Result<web::Json<Arc<User>>, ApiError> {
     let id = parse_id(&id)?;
-    if id == user.0.id {
+    // A machine client has no row of its own: it needs the permission.
+    if let Some(user) = user.filter(|user| user.0.id == id) {
         return Ok(web::Json(user.0));
     }
     caller.require(&req, ReadUsers::NAME)?;
@@ -149,9 +151,10 @@ pub async fn destroy(
     _: Require<DeleteUsers>,
     pool: web::Data<DbPool>,
     cache: web::Data<UserCache>,
+    verifier: web::Data<Verifier>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    service::delete(&pool, &cache, parse_id(&id)?).await?;
+    service::delete(&pool, &cache, &verifier, parse_id(&id)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

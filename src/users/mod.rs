@@ -4,6 +4,7 @@ pub mod cache;
 pub mod current_user;
 pub mod dto;
 pub mod handlers;
+pub mod invalidation;
 pub mod model;
 pub mod permissions;
 pub mod query;

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::schema::users;
+use crate::db::schema::{user_tombstones, users};
 
 /// A user row, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize, ToSchema)]
@@ -85,6 +85,16 @@ impl<'a> NewUser<'a> {
             ..Self::first_sight(sub, email, name)
         }
     }
+}
+
+/// The mark a deleted subject leaves: its tokens create no row again.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = user_tombstones)]
+pub struct Tombstone<'a> {
+    /// The deleted subject.
+    pub sub: &'a str,
+    /// When it was deleted.
+    pub deleted_at: NaiveDateTime,
 }
 
 /// Changes to a row; `None` leaves a column as it is, `Some(None)` clears it.

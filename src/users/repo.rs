@@ -3,11 +3,18 @@
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 
+use diesel::result::{DatabaseErrorKind, Error};
+
 use super::{
-    model::{NewUser, User, UserChanges, now},
+    invalidation::announce,
+    model::{NewUser, Tombstone, User, UserChanges, now},
     query::{ListQuery, OrderField, Ordering},
 };
-use crate::db::{DbConnection, MultiBackend, schema::users};
+use crate::db::{
+    DbConnection, MultiBackend,
+    schema::{user_tombstones, users},
+    write_transaction,
+};
 
 /// How often `last_seen_at` may be written for one user.
 pub const LAST_SEEN_INTERVAL: TimeDelta = TimeDelta::minutes(5);
@@ -44,23 +51,59 @@ pub fn create(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
         .get_result(conn)
 }
 
-/// The row for `new.sub`, inserted if absent. Race-safe on both backends and
+/// Whether `sub` was deleted by an admin (and not created again since).
+pub fn is_tombstoned(conn: &mut DbConnection, sub: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(user_tombstones::table.find(sub))).get_result(conn)
+}
+
+/// The row for `new.sub`, inserted if absent; `NotFound` when the `sub` is
+/// tombstoned (no row, and none may be made). Race-safe on both backends and
 /// across processes: the unique index decides, and the loser reads the
 /// winner's row. The steady state is one SELECT.
 pub fn get_or_create(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
     if let Some(user) = find_by_sub(conn, new.sub)? {
         return Ok(user);
     }
-    match create(conn, new) {
-        Err(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => users::table
-            .filter(users::sub.eq(new.sub))
-            .select(User::as_select())
-            .first(conn),
+    match create_unless_tombstoned(conn, new) {
+        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            // Every delete leaves a tombstone: a winner's row that is gone
+            // already means the subject was deleted.
+            find_by_sub(conn, new.sub)?.ok_or(Error::NotFound)
+        }
         created => created,
     }
+}
+
+/// Inserts `new` unless its `sub` is tombstoned (`NotFound`, nothing written).
+///
+/// The tombstone is read after the insert, in its own statement of the same
+/// transaction. On PostgreSQL that is what makes it race-free: a delete
+/// removes the row and writes the tombstone in one transaction, and an
+/// insert of the same `sub` waits on the unique index until that delete
+/// commits or aborts; the next statement then sees its tombstone (a check
+/// before the insert, or in the same statement, would read an older
+/// snapshot). On SQLite the write lock is taken first and held throughout.
+fn create_unless_tombstoned(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
+    write_transaction(conn, |conn| {
+        let user = create(conn, new)?;
+        if is_tombstoned(conn, new.sub)? {
+            // Rolls the insert back.
+            return Err(Error::NotFound);
+        }
+        Ok(user)
+    })
+}
+
+/// Creates the row an admin asked for, lifts the subject's tombstone if any
+/// and tells the other replicas, in one transaction; a unique violation
+/// when the `sub` is taken.
+pub fn create_by_admin(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
+    write_transaction(conn, |conn| {
+        let user = create(conn, new)?;
+        diesel::delete(user_tombstones::table.find(new.sub)).execute(conn)?;
+        announce(conn, new.sub)?;
+        Ok(user)
+    })
 }
 
 /// Records a sighting unless one was recorded less than
@@ -83,26 +126,50 @@ pub fn touch_last_seen(conn: &mut DbConnection, user: &User) -> QueryResult<Opti
     Ok((updated > 0).then_some(now))
 }
 
-/// Applies `changes` and bumps `updated_at`; `None` when the id is unknown.
+/// Applies `changes`, bumps `updated_at` and tells the other replicas;
+/// `None` when the id is unknown.
 pub fn update(
     conn: &mut DbConnection,
     id: i64,
     mut changes: UserChanges,
 ) -> QueryResult<Option<User>> {
     changes.updated_at = Some(now());
-    diesel::update(users::table.find(id))
-        .set(&changes)
-        .returning(returned())
-        .get_result(conn)
-        .optional()
+    write_transaction(conn, |conn| {
+        let user = diesel::update(users::table.find(id))
+            .set(&changes)
+            .returning(returned())
+            .get_result::<User>(conn)
+            .optional()?;
+        if let Some(user) = &user {
+            announce(conn, &user.sub)?;
+        }
+        Ok(user)
+    })
 }
 
-/// Deletes a row and returns its `sub`; `None` when the id is unknown.
+/// Deletes a row, leaves a tombstone for its `sub` and tells the other
+/// replicas, in one transaction; returns the `sub`, `None` when the id is
+/// unknown.
 pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<Option<String>> {
-    diesel::delete(users::table.find(id))
-        .returning(users::sub)
-        .get_result(conn)
-        .optional()
+    write_transaction(conn, |conn| {
+        let Some(sub) = diesel::delete(users::table.find(id))
+            .returning(users::sub)
+            .get_result::<String>(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        // A row and a tombstone never coexist (creation lifts it), so a
+        // plain insert cannot conflict.
+        diesel::insert_into(user_tombstones::table)
+            .values(Tombstone {
+                sub: &sub,
+                deleted_at: now(),
+            })
+            .execute(conn)?;
+        announce(conn, &sub)?;
+        Ok(Some(sub))
+    })
 }
 
 diesel::define_sql_function! {

@@ -5,37 +5,71 @@ use std::sync::Arc;
 
 use super::{
     UserCache,
+    cache::Cached,
     dto::CreateUser,
     model::{NewUser, User, UserChanges, now},
     query::ListQuery,
     repo::{self, LAST_SEEN_INTERVAL},
 };
 use crate::{
-    auth::Principal,
-    db::{self, DbPool},
+    auth::{Principal, Verifier},
+    db::{self, DbError, DbPool},
     error::ApiError,
     fields::{Email, Name},
 };
 
 /// The caller's row, created from the token on first sight (copying its
 /// `email` and `name`), with `last_seen_at` refreshed when stale. A row seen
-/// moments ago comes from the cache, without a trip to the database.
+/// moments ago comes from the cache, without a trip to the database; so does
+/// the refusal of a deleted subject.
 pub async fn sighting(
     pool: &DbPool,
     cache: &UserCache,
     principal: &Principal,
 ) -> Result<Arc<User>, ApiError> {
-    if let Some(user) = cache.get(principal.sub.as_str())
-        && user
+    let sub = principal.sub.as_str();
+    if let Some(known) = cache.get(sub).and_then(recent) {
+        return known;
+    }
+    let ticket = cache.ticket(sub);
+    let read = read_or_create(pool, principal).await;
+    let entry = match read {
+        Ok(user) => Cached::User(Arc::new(user)),
+        Err(e) if e.is_not_found() => Cached::Deleted,
+        // With no database to ask, what was seen moments ago is the best answer.
+        Err(e) if e.is_unavailable() => {
+            return cache
+                .get_untrusted(sub)
+                .and_then(recent)
+                .unwrap_or(Err(e.into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    cache.put(ticket, sub, entry.clone());
+    match entry {
+        Cached::User(user) => Ok(user),
+        Cached::Deleted => Err(ApiError::Deleted),
+    }
+}
+
+/// The answer a cache entry gives, if it is recent enough to skip the database.
+fn recent(entry: Cached) -> Option<Result<Arc<User>, ApiError>> {
+    match entry {
+        Cached::Deleted => Some(Err(ApiError::Deleted)),
+        Cached::User(user) => user
             .last_seen_at
             .is_some_and(|seen| now() - seen < LAST_SEEN_INTERVAL)
-    {
-        return Ok(user);
+            .then_some(Ok(user)),
     }
+}
+
+/// The caller's row from the database, created if absent; `NotFound` when
+/// the subject is tombstoned.
+async fn read_or_create(pool: &DbPool, principal: &Principal) -> Result<User, DbError> {
     let sub = principal.sub.to_string();
     let email = principal.email.as_ref().map(Email::to_string);
     let name = principal.name.as_ref().map(Name::to_string);
-    let user = db::run(pool, move |conn| {
+    db::run(pool, move |conn| {
         let new = NewUser::first_sight(&sub, email.as_deref(), name.as_deref());
         let mut user = repo::get_or_create(conn, &new)?;
         if let Some(seen) = repo::touch_last_seen(conn, &user)? {
@@ -43,10 +77,7 @@ pub async fn sighting(
         }
         Ok(user)
     })
-    .await?;
-    let user = Arc::new(user);
-    cache.put(user.clone());
-    Ok(user)
+    .await
 }
 
 /// One page of users and the count of all that match.
@@ -54,8 +85,10 @@ pub async fn list(pool: &DbPool, query: ListQuery) -> Result<(i64, Vec<User>), A
     Ok(db::run(pool, move |conn| Ok(repo::list(conn, &query)?)).await?)
 }
 
-/// Creates the user an admin asked for; 409 when the `sub` exists.
-pub async fn create(pool: &DbPool, body: CreateUser) -> Result<User, ApiError> {
+/// Creates the user an admin asked for (lifting a tombstone); 409 when the
+/// `sub` exists.
+pub async fn create(pool: &DbPool, cache: &UserCache, body: CreateUser) -> Result<User, ApiError> {
+    let sub = body.sub.to_string();
     let created = db::run(pool, move |conn| {
         let new = NewUser::by_admin(
             body.sub.as_str(),
@@ -63,9 +96,10 @@ pub async fn create(pool: &DbPool, body: CreateUser) -> Result<User, ApiError> {
             body.name.as_ref().map(Name::as_str),
             body.is_active.unwrap_or(true),
         );
-        Ok(repo::create(conn, &new)?)
+        Ok(repo::create_by_admin(conn, &new)?)
     })
     .await;
+    cache.evict(&sub);
     match created {
         Err(e) if e.is_unique_violation() => {
             Err(ApiError::Conflict("a user with this sub already exists"))
@@ -92,15 +126,24 @@ pub async fn update(
         .await?
         .map(Arc::new)
         .ok_or(ApiError::NotFound)?;
-    cache.put(user.clone());
+    // Evicted, not replaced: two writes may commit in one order and return
+    // in the other. The next sighting reads the row.
+    cache.evict(&user.sub);
     Ok(user)
 }
 
-/// Deletes row `id` and forgets it.
-pub async fn delete(pool: &DbPool, cache: &UserCache, id: i64) -> Result<(), ApiError> {
+/// Deletes row `id`, leaving a tombstone, and forgets its subject here:
+/// the user cache and the verified tokens.
+pub async fn delete(
+    pool: &DbPool,
+    cache: &UserCache,
+    verifier: &Verifier,
+    id: i64,
+) -> Result<(), ApiError> {
     let sub = db::run(pool, move |conn| Ok(repo::delete(conn, id)?))
         .await?
         .ok_or(ApiError::NotFound)?;
-    cache.forget(&sub);
+    cache.evict(&sub);
+    verifier.forget_subject(&sub);
     Ok(())
 }
