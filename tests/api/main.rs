@@ -11,6 +11,8 @@ mod database;
 #[allow(dead_code)]
 mod helpers;
 mod jwks;
+mod lifecycle;
 mod platform;
 mod process;
+mod replicas;
 mod users;

@@ -1,0 +1,240 @@
+//! Two replicas on one PostgreSQL database: what an admin does through one
+//! is seen by the other within a second, also across a lost listener.
+
+use std::time::{Duration, Instant};
+
+use diesel::{Connection, RunQueryDsl, pg::PgConnection};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{Backend, Options, TestApp},
+    lifecycle::{
+        ALL, DELETED, assert_refused, json_of, patch_user, race_deletes_with_first_logins,
+    },
+};
+
+/// The contract: a write through one replica reaches every other within this.
+const WITHIN: Duration = Duration::from_secs(1);
+
+/// Replica A on a fresh database, and replica B on the same database,
+/// trusting A's issuer; `None` without PostgreSQL.
+async fn two_replicas() -> Option<(TestApp, TestApp)> {
+    let backend = Backend::postgres()?;
+    let a = TestApp::spawn_on(backend.clone()).await;
+    let b = TestApp::spawn_with(
+        Options::new(backend)
+            .env("DATABASE_URL", &a.database_url)
+            .env("AUTH0_ISSUER", &a.issuer.issuer),
+    )
+    .await;
+    Some((a, b))
+}
+
+/// Polls `GET /users/me` on `app` until `done` holds for the answer's
+/// status and body; returns how long that took, failing past [`WITHIN`].
+async fn seen_within(
+    app: &TestApp,
+    token: &str,
+    what: &str,
+    done: impl Fn(u16, &Value) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let r = app.get_me(token).await;
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.expect("json body");
+        if done(status, &body) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < WITHIN,
+            "{what}: still {status} {body} after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn refused_as(slug: &'static str) -> impl Fn(u16, &Value) -> bool {
+    move |status, body| status == 403 && body["type"] == format!("urn:usergate:problem:{slug}")
+}
+
+/// Seen twice on `app`: its row is now in that replica's cache.
+async fn cached_on(app: &TestApp, token: &str) -> Value {
+    json_of(app.get_me(token).await, 200, "first sight").await;
+    json_of(app.get_me(token).await, 200, "from the cache").await
+}
+
+#[actix_web::test]
+async fn a_rename_deactivation_deletion_and_recreation_through_one_replica_reach_the_other_within_a_second()
+ {
+    let Some((a, b)) = two_replicas().await else {
+        return;
+    };
+    let admin = a.token("auth0|fleet-admin", ALL);
+    let sub = "auth0|fleet-user";
+    let user = a.token(sub, &[]);
+    let id = cached_on(&b, &user).await["id"].clone();
+
+    patch_user(&a, &admin, &id, json!({"name": "Renamed"})).await;
+    seen_within(&b, &user, "rename", |s, u| {
+        s == 200 && u["name"] == "Renamed"
+    })
+    .await;
+    patch_user(&a, &admin, &id, json!({"is_active": false})).await;
+    seen_within(&b, &user, "deactivation", refused_as("user-inactive")).await;
+    let r = a.delete(&format!("/users/{id}"), &admin).await;
+    assert_eq!(r.status(), 204, "DELETE");
+    seen_within(&b, &user, "deletion", refused_as("user-deleted")).await;
+    assert_refused(
+        b.get_me(&user).await,
+        "user-deleted",
+        DELETED,
+        "deleted, on B",
+    )
+    .await;
+    a.create_user(&admin, json!({"sub": sub, "name": "Back"}))
+        .await;
+    seen_within(&b, &user, "re-creation", |s, u| {
+        s == 200 && u["name"] == "Back"
+    })
+    .await;
+}
+
+/// Listener connections on the database of `database_url`.
+fn listeners(admin: &mut PgConnection, database_url: &str, terminate: bool) -> usize {
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        #[allow(dead_code)]
+        pid: i32,
+    }
+    let name = url::Url::parse(database_url).expect("url").path()[1..].to_owned();
+    let select = if terminate {
+        "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
+    } else {
+        "SELECT pid FROM pg_stat_activity"
+    };
+    diesel::sql_query(format!(
+        "{select} WHERE datname = $1 AND application_name = 'usergate-invalidation'"
+    ))
+    .bind::<diesel::sql_types::Text, _>(name)
+    .load::<Pid>(admin)
+    .expect("pg_stat_activity")
+    .len()
+}
+
+#[actix_web::test]
+async fn a_replica_whose_listener_is_killed_serves_no_stale_row_and_listens_again() {
+    let Some((a, b)) = two_replicas().await else {
+        return;
+    };
+    let base = match Backend::postgres() {
+        Some(Backend::Postgres(base)) => base,
+        _ => return,
+    };
+    let mut admin_db = PgConnection::establish(&base).expect("admin connection");
+    let name = url::Url::parse(&a.database_url).expect("url").path()[1..].to_owned();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while listeners(&mut admin_db, &a.database_url, false) < 2 {
+        assert!(Instant::now() < deadline, "both replicas listen");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let admin = a.token("auth0|killed-admin", ALL);
+    let user = a.token("auth0|killed-user", &[]);
+    let id = cached_on(&b, &user).await["id"].clone();
+
+    // Pooled connections stay; only the listeners go, and may not come back.
+    diesel::sql_query(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .execute(&mut admin_db)
+        .expect("refuse connections");
+    assert_eq!(listeners(&mut admin_db, &a.database_url, true), 2, "killed");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // No announcement can reach B now: its cache must not answer.
+    patch_user(&a, &admin, &id, json!({"is_active": false})).await;
+    assert_refused(
+        b.get_me(&user).await,
+        "user-inactive",
+        "this user is deactivated",
+        "B, listener down",
+    )
+    .await;
+    patch_user(
+        &a,
+        &admin,
+        &id,
+        json!({"is_active": true, "name": "while down"}),
+    )
+    .await;
+    let back = json_of(b.get_me(&user).await, 200, "B, listener down").await;
+    assert_eq!(back["name"], "while down", "read from the database");
+
+    diesel::sql_query(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&mut admin_db)
+        .expect("allow connections");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listeners(&mut admin_db, &a.database_url, false) < 2 {
+        assert!(Instant::now() < deadline, "both replicas listen again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Listening again: B caches again, and hears of changes again.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cached_on(&b, &user).await;
+    patch_user(&a, &admin, &id, json!({"name": "after"})).await;
+    seen_within(&b, &user, "rename after reconnection", |s, u| {
+        s == 200 && u["name"] == "after"
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn a_delete_racing_first_logins_on_two_replicas_leaves_no_row_behind_a_tombstone() {
+    let Some((a, b)) = two_replicas().await else {
+        return;
+    };
+    race_deletes_with_first_logins(&[&a, &b], 20).await;
+}
+
+/// The cross-replica delay, measured: deactivate through A, poll B until it
+/// refuses. Prints the median and the maximum; each must be under a second.
+#[actix_web::test]
+async fn a_deactivation_through_one_replica_is_refused_by_the_other_within_a_second_in_100_trials()
+{
+    let Some((a, b)) = two_replicas().await else {
+        return;
+    };
+    let admin = a.token("auth0|delay-admin", ALL);
+    let mut delays = Vec::new();
+    for trial in 0..100 {
+        let user = a.token(&format!("auth0|delay-{trial}"), &[]);
+        let id = cached_on(&b, &user).await["id"].clone();
+        let r = a
+            .send_json(
+                Method::PATCH,
+                &format!("/users/{id}"),
+                &admin,
+                &json!({"is_active": false}),
+            )
+            .await;
+        let start = Instant::now();
+        assert_eq!(r.status(), 200, "trial {trial}: deactivation");
+        seen_within(
+            &b,
+            &user,
+            &format!("trial {trial}"),
+            refused_as("user-inactive"),
+        )
+        .await;
+        delays.push(start.elapsed());
+    }
+    delays.sort_unstable();
+    println!(
+        "cross-replica deactivation delay over {} trials: median {:?}, p99 {:?}, max {:?}",
+        delays.len(),
+        delays[delays.len() / 2],
+        delays[delays.len() * 99 / 100 - 1],
+        delays[delays.len() - 1]
+    );
+}
