@@ -101,3 +101,27 @@ impl TokenCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::claims::AccessClaims;
+
+    fn principal(sub: &str) -> Arc<Principal> {
+        let claims: AccessClaims =
+            serde_json::from_value(serde_json::json!({"sub": sub, "exp": unix_now() + 60}))
+                .expect("claims");
+        Arc::new(Principal::from_claims(claims).expect("principal"))
+    }
+
+    #[test]
+    fn forgetting_a_subject_forgets_its_tokens_only() {
+        let cache = TokenCache::default();
+        let (gone, kept) = (TokenCache::key("a.b.c"), TokenCache::key("d.e.f"));
+        cache.insert(gone, principal("auth0|gone"));
+        cache.insert(kept, principal("auth0|kept"));
+        cache.forget_subject("auth0|gone");
+        assert!(cache.get(&gone).is_none(), "its token is forgotten at once");
+        assert!(cache.get(&kept).is_some(), "another subject's token stays");
+    }
+}

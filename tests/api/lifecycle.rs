@@ -207,21 +207,33 @@ crate::on_both_backends!(
 
 // ------------------------------------------------------------ stale reads
 
-/// Backends of `database_url` waiting for a lock.
-fn lock_waiters(admin: &mut PgConnection, database_url: &str) -> i64 {
+/// How many backends of the database of `database_url` match `condition`
+/// in `pg_stat_activity`, passing each one's pid to `per_pid` (e.g.
+/// `pg_terminate_backend`).
+pub fn pg_backends(
+    admin: &mut PgConnection,
+    database_url: &str,
+    per_pid: &str,
+    condition: &str,
+) -> i64 {
     #[derive(diesel::QueryableByName)]
-    struct Waiters {
+    struct Count {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
     let name = url::Url::parse(database_url).expect("url").path()[1..].to_owned();
-    diesel::sql_query(
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
-    )
+    diesel::sql_query(format!(
+        "SELECT count({per_pid}(pid)) AS n FROM pg_stat_activity WHERE datname = $1 AND {condition}"
+    ))
     .bind::<diesel::sql_types::Text, _>(name)
-    .get_result::<Waiters>(admin)
+    .get_result::<Count>(admin)
     .expect("pg_stat_activity")
     .n
+}
+
+/// Backends of `database_url` waiting for a lock.
+fn lock_waiters(admin: &mut PgConnection, database_url: &str) -> i64 {
+    pg_backends(admin, database_url, "", "wait_event_type = 'Lock'")
 }
 
 /// A write commits while a read of the same row is held up by its lock: the

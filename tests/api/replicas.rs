@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use crate::{
     helpers::{Backend, Options, TestApp},
     lifecycle::{
-        ALL, DELETED, assert_refused, json_of, patch_user, race_deletes_with_first_logins,
+        ALL, DELETED, assert_refused, json_of, patch_user, pg_backends,
+        race_deletes_with_first_logins,
     },
 };
 
@@ -102,27 +103,20 @@ async fn a_rename_deactivation_deletion_and_recreation_through_one_replica_reach
     .await;
 }
 
-/// Listener connections on the database of `database_url`.
-fn listeners(admin: &mut PgConnection, database_url: &str, terminate: bool) -> usize {
-    #[derive(diesel::QueryableByName)]
-    struct Pid {
-        #[diesel(sql_type = diesel::sql_types::Integer)]
-        #[allow(dead_code)]
-        pid: i32,
-    }
-    let name = url::Url::parse(database_url).expect("url").path()[1..].to_owned();
-    let select = if terminate {
-        "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
+/// Listener connections on the database of `database_url`, terminated
+/// when `terminate`.
+fn listeners(admin: &mut PgConnection, database_url: &str, terminate: bool) -> i64 {
+    let per_pid = if terminate {
+        "pg_terminate_backend"
     } else {
-        "SELECT pid FROM pg_stat_activity"
+        ""
     };
-    diesel::sql_query(format!(
-        "{select} WHERE datname = $1 AND application_name = 'usergate-invalidation'"
-    ))
-    .bind::<diesel::sql_types::Text, _>(name)
-    .load::<Pid>(admin)
-    .expect("pg_stat_activity")
-    .len()
+    pg_backends(
+        admin,
+        database_url,
+        per_pid,
+        "application_name = 'usergate-invalidation'",
+    )
 }
 
 #[actix_web::test]
