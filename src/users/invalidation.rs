@@ -47,6 +47,7 @@ pub async fn start(url: &DatabaseUrl, cache: &UserCache) -> std::io::Result<()> 
         return Ok(());
     };
     cache.set_trusted(false);
+    metrics::gauge!("usergate_user_cache_listening").set(0.0);
     let (url, weak) = (url.clone(), cache.downgrade());
     let (first, first_done) = tokio::sync::oneshot::channel();
     thread::Builder::new()
@@ -72,6 +73,7 @@ fn run(url: &str, cache: &WeakUserCache, first: tokio::sync::oneshot::Sender<()>
                 let Some(live) = cache.upgrade() else { return };
                 live.flush();
                 live.set_trusted(true);
+                metrics::gauge!("usergate_user_cache_listening").set(1.0);
                 drop(live);
                 log::info!("user cache invalidation: listening on {CHANNEL}");
                 tell(&mut first);
@@ -116,9 +118,15 @@ fn listen(mut listener: Listener, cache: &WeakUserCache) -> bool {
             return false;
         };
         match listener.drain() {
-            Ok(subs) => subs.iter().for_each(|sub| live.evict(sub)),
+            Ok(subs) if subs.is_empty() => {}
+            Ok(subs) => {
+                metrics::counter!("usergate_user_cache_invalidations_total")
+                    .increment(subs.len() as u64);
+                subs.iter().for_each(|sub| live.evict(sub));
+            }
             Err(e) => {
                 live.set_trusted(false);
+                metrics::gauge!("usergate_user_cache_listening").set(0.0);
                 log::warn!(
                     "user cache invalidation: the listener connection failed ({}); \
                      cached users are not served until it is back",
