@@ -8,6 +8,9 @@ pub enum DbError {
     /// No connection could be had (pool timeout, server down).
     #[error("database unavailable")]
     Unavailable(#[source] r2d2::PoolError),
+    /// The database is known to be down; not tried again before the next probe.
+    #[error("the database is down (no connection could be made moments ago)")]
+    Down,
     /// A query failed.
     #[error("a query failed")]
     Query(#[from] diesel::result::Error),
@@ -30,7 +33,7 @@ impl DbError {
     pub fn is_unavailable(&self) -> bool {
         use diesel::result::Error;
         match self {
-            Self::Unavailable(_) => true,
+            Self::Unavailable(_) | Self::Down => true,
             Self::Query(Error::BrokenTransactionManager) => true,
             Self::Query(Error::DatabaseError(kind, _)) => matches!(
                 kind,
