@@ -7,7 +7,7 @@ use actix_web::{
     App, HttpResponse, HttpServer,
     dev::Server,
     http::header,
-    middleware::{Condition, ErrorHandlers, Logger, from_fn},
+    middleware::{Condition, ErrorHandlers, from_fn},
     web,
 };
 use anyhow::Context;
@@ -27,6 +27,7 @@ use crate::{
     health::{self, Draining},
     http::{
         RequestError, TrustedProxies,
+        access_log::{self, ReplicaId},
         problem::problem_fallback,
         request_id::{self, X_REQUEST_ID},
     },
@@ -83,6 +84,7 @@ impl Application {
             draining: web::Data::new(draining.clone()),
             metrics: web::Data::new(metrics::handle()),
             dev_jwks: dev_key.as_ref().map(|k| web::Data::new(DevJwks::of(k))),
+            replica: web::Data::new(replica_id(port)),
         };
         let server = HttpServer::new(move || state.clone().app())
             .server_hostname(authority)
@@ -161,6 +163,17 @@ fn key_store(
     }
 }
 
+/// The host name (each container's own) and the port (each local replica's).
+fn replica_id(port: u16) -> ReplicaId {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "usergate".to_owned());
+    ReplicaId(format!("{host}:{port}"))
+}
+
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
@@ -195,6 +208,7 @@ struct State {
     draining: web::Data<Draining>,
     metrics: web::Data<metrics_exporter_prometheus::PrometheusHandle>,
     dev_jwks: Option<web::Data<DevJwks>>,
+    replica: web::Data<ReplicaId>,
 }
 
 impl State {
@@ -265,6 +279,7 @@ impl State {
             .app_data(self.verifier.clone())
             .app_data(self.draining.clone())
             .app_data(self.metrics.clone())
+            .app_data(self.replica.clone())
             .app_data(web::QueryConfig::default().error_handler(|err, _| {
                 ApiError::from(RequestError::BadRequest(format!(
                     "invalid query string: {err}"
@@ -290,10 +305,8 @@ impl State {
             .wrap(from_fn(request_id::middleware))
             .wrap(Condition::new(
                 // No access-log work at all when its lines would be filtered out.
-                log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info),
-                // The path only (%U), never the query string: clients may misplace tokens there.
-                Logger::new(r#"%a "%{method}xi %U" %s %b %Dms request_id=%{x-request-id}o"#)
-                    .custom_request_replace("method", |req| req.method().to_string()),
+                log::log_enabled!(target: access_log::TARGET, log::Level::Info),
+                from_fn(access_log::middleware),
             ))
     }
 }

@@ -114,9 +114,18 @@ impl DevKey {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             create_private_dir(dir).map_err(io("creating", dir))?;
         }
-        private_file(path)
+        // Written aside, then linked into place: processes starting together
+        // never read a half-written key, and the first link wins.
+        let aside = path.with_extension(format!("tmp{}", std::process::id()));
+        private_file(&aside)
             .and_then(|mut file| file.write_all(pem.as_bytes()))
-            .map_err(io("creating the dev key", path))?;
+            .map_err(io("creating the dev key", &aside))?;
+        let linked = fs::hard_link(&aside, path);
+        let _ = fs::remove_file(&aside);
+        match linked {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+            linked => linked.map_err(io("creating the dev key", path))?,
+        }
         log::info!("created a new dev signing key at {}", path.display());
         Ok(())
     }

@@ -9,7 +9,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{auth::Verifier, db, db::DbPool};
+use crate::{auth::Verifier, db, db::DbPool, report::Chain};
 
 /// Set when the server starts draining: `/readyz` then answers 503.
 #[derive(Debug, Clone, Default)]
@@ -61,15 +61,10 @@ pub async fn readyz(
     verifier: web::Data<Verifier>,
     draining: web::Data<Draining>,
 ) -> HttpResponse {
-    let pool = pool.get_ref().clone();
-    let database = match web::block(move || db::ping(&pool)).await {
-        Ok(Ok(())) => "ok".to_owned(),
-        Ok(Err(e)) => {
-            log::warn!("readiness: database unavailable: {e}");
-            "unavailable".to_owned()
-        }
+    let database = match db::ping(&pool).await {
+        Ok(()) => "ok".to_owned(),
         Err(e) => {
-            log::warn!("readiness: database check failed: {e}");
+            log::warn!("readiness: database unavailable: {}", Chain(&e));
             "unavailable".to_owned()
         }
     };

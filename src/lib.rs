@@ -14,6 +14,7 @@ pub mod error;
 pub mod fields;
 pub mod health;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod openapi;
 pub mod report;

@@ -13,6 +13,7 @@ use usergate::{
     },
     db,
     dev_issuer::{DevKey, MintRequest, all_permissions},
+    logging::{self, LogFormat},
 };
 
 /// An Auth0-protected users API: verifies access tokens against the tenant's
@@ -76,7 +77,13 @@ fn main() -> ExitCode {
         eprintln!("error: .env: {e}");
         return ExitCode::FAILURE;
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match LogFormat::parse(std::env::var("LOG_FORMAT").ok().as_deref()) {
+        Ok(format) => logging::init(format),
+        Err(problem) => {
+            eprintln!("error: LOG_FORMAT: {problem}");
+            return ExitCode::FAILURE;
+        }
+    }
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve { dev: false }) {
         Command::Serve { dev } => serve(dev),

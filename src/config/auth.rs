@@ -32,7 +32,12 @@ impl AuthSettings {
     /// Reads the section; in dev mode the issuer is the local server on `port`.
     pub fn from_env(env: &Env<'_>, dev_mode: bool, port: u16) -> Result<Self, ConfigError> {
         let (issuer, jwks_url) = if dev_mode {
-            let issuer = format!("http://localhost:{port}/");
+            // Behind a balancer every replica must trust the same issuer:
+            // the URL clients use.
+            let issuer = match env.get("PUBLIC_URL") {
+                Some(url) => format!("{}/", url.trim_end_matches('/')),
+                None => format!("http://localhost:{port}/"),
+            };
             let jwks = format!("{issuer}.well-known/jwks.json");
             (issuer, parse_url("AUTH0_JWKS_URL", &jwks)?)
         } else {

@@ -11,6 +11,9 @@ pub enum DbError {
     /// A dedicated (unpooled) connection could not be opened.
     #[error("cannot connect to the database")]
     Connect(#[source] diesel::ConnectionError),
+    /// The database is known to be down; not tried again before the next probe.
+    #[error("the database is down (no connection could be made moments ago)")]
+    Down,
     /// A query failed.
     #[error("a query failed")]
     Query(#[from] diesel::result::Error),
@@ -33,7 +36,7 @@ impl DbError {
     pub fn is_unavailable(&self) -> bool {
         use diesel::result::Error;
         match self {
-            Self::Unavailable(_) | Self::Connect(_) => true,
+            Self::Unavailable(_) | Self::Connect(_) | Self::Down => true,
             Self::Query(Error::BrokenTransactionManager) => true,
             Self::Query(Error::DatabaseError(kind, _)) => matches!(
                 kind,

@@ -1,5 +1,6 @@
 //! One connection type over PostgreSQL and SQLite, its pool and migrations.
 
+mod breaker;
 mod error;
 mod listen;
 mod pool;
@@ -16,7 +17,7 @@ use diesel::{
 
 pub use error::DbError;
 pub use listen::{Listener, notify};
-pub use pool::{build_pool, ping, run, run_migrations, run_migrations_on};
+pub use pool::{DbPool, build_pool, ping, run, run_migrations, run_migrations_on};
 pub use transaction::write_transaction;
 
 /// A connection to whichever backend `DATABASE_URL` names.
@@ -27,9 +28,6 @@ pub enum DbConnection {
     /// An embedded SQLite file, for one process.
     Sqlite(SqliteConnection),
 }
-
-/// The pool every request borrows from.
-pub type DbPool = r2d2::Pool<ConnectionManager>;
 
 /// A database URL whose backend is known.
 #[derive(Clone, PartialEq, Eq)]
@@ -96,12 +94,13 @@ impl DatabaseUrl {
 #[derive(Debug)]
 pub struct ConnectionManager {
     url: DatabaseUrl,
+    breaker: std::sync::Arc<breaker::Breaker>,
 }
 
 impl ConnectionManager {
-    /// A manager for `url`.
-    pub fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+    /// A manager for `url`, telling `breaker` whether connections succeed.
+    pub fn new(url: DatabaseUrl, breaker: std::sync::Arc<breaker::Breaker>) -> Self {
+        Self { url, breaker }
     }
 
     fn connect(&self) -> ConnectionResult<DbConnection> {
@@ -128,7 +127,12 @@ impl ManageConnection for ConnectionManager {
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<DbConnection, r2d2::Error> {
-        ConnectionManager::connect(self).map_err(r2d2::Error::ConnectionError)
+        let connected = ConnectionManager::connect(self);
+        match &connected {
+            Ok(_) => self.breaker.record_success(),
+            Err(_) => self.breaker.record_failure(),
+        }
+        connected.map_err(r2d2::Error::ConnectionError)
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {

@@ -1,6 +1,7 @@
 //! HTTP plumbing every resource shares: problem+json answers, request ids, the
 //! public base URL and JSON bodies. It knows nothing of auth, users or SQL.
 
+pub mod access_log;
 pub mod json;
 pub mod problem;
 pub mod public_url;
