@@ -5,13 +5,18 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    AUDIENCE, Backend, Options, TestApp, TestKey, assert_problem, challenge, keys, now,
+use crate::support::{
+    AUDIENCE,
+    app::{Options, TestApp},
+    assert::{assert_problem, header},
+    db::Backend,
+    keys::{TestKey, keys},
+    now, spawn_server,
 };
 
 fn b64(v: &Value) -> String {
@@ -175,7 +180,7 @@ async fn refused_tokens_get_401_invalid_token_with_the_reason() {
     let fetches_before = app.issuer.fetches();
     for (case, token, reason) in cases {
         let r = app.get_me(&token).await;
-        let www = challenge(&r);
+        let www = header(&r, "www-authenticate").unwrap_or_default();
         let body = assert_problem(r, 401, case).await;
         assert!(
             www.starts_with(
@@ -280,16 +285,16 @@ async fn es256_is_refused_unless_allowed() {
 #[actix_web::test]
 async fn missing_credentials_get_a_bare_challenge() {
     let app = TestApp::spawn().await;
-    for (case, header) in [
+    for (case, authorization) in [
         ("no header", None),
         ("basic scheme", Some("Basic dXNlcjpwYXNz")),
     ] {
         let mut request = app.client.get(app.url("/users/me"));
-        if let Some(h) = header {
+        if let Some(h) = authorization {
             request = request.header("authorization", h);
         }
         let r = request.send().await.expect("request");
-        let www = challenge(&r);
+        let www = header(&r, "www-authenticate").unwrap_or_default();
         assert_problem(r, 401, case).await;
         assert!(
             www.starts_with(r#"Bearer realm="usergate""#),
@@ -322,7 +327,7 @@ async fn malformed_authorization_gets_400_invalid_request() {
             request = request.header("authorization", h);
         }
         let r = request.send().await.expect("request");
-        let www = challenge(&r);
+        let www = header(&r, "www-authenticate").unwrap_or_default();
         assert_problem(r, 400, case).await;
         assert!(www.contains(r#"error="invalid_request""#), "{case}: {www}");
     }
@@ -355,20 +360,15 @@ async fn header_urls_and_embedded_keys_are_never_trusted() {
     let hits = Arc::new(AtomicUsize::new(0));
     let attacker_jwks = keys().attacker.jwk.clone();
     let counter = hits.clone();
-    let server = HttpServer::new(move || {
+    let port = spawn_server(move |routes| {
         let (counter, jwks) = (counter.clone(), attacker_jwks.clone());
-        App::new().default_service(web::to(move || {
+        routes.default_service(web::to(move || {
             counter.fetch_add(1, Ordering::SeqCst);
             let body = json!({"keys": [jwks.clone()]});
             async move { HttpResponse::Ok().json(body) }
-        }))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind(("127.0.0.1", 0))
-    .expect("bind");
-    let attacker_url = format!("http://127.0.0.1:{}/jwks.json", server.addrs()[0].port());
-    actix_web::rt::spawn(server.run());
+        }));
+    });
+    let attacker_url = format!("http://127.0.0.1:{port}/jwks.json");
 
     let app = TestApp::spawn().await;
     let claims = app.issuer.claims("auth0|admin", &["delete:users"]);
@@ -378,14 +378,11 @@ async fn header_urls_and_embedded_keys_are_never_trusted() {
         for (k, v) in extra.as_object().expect("object") {
             header[k] = v.clone();
         }
-        let mut h = Header::new(Algorithm::RS256);
-        h.kid = Some(key.kid.clone());
         // Sign a header with the extra members by hand: encode header+claims, sign the input.
         let signing_input = format!("{}.{}", b64(&header), b64(&claims));
         let signature =
             jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key.encoding, Algorithm::RS256)
                 .expect("sign");
-        let _ = h;
         format!("{signing_input}.{signature}")
     };
     for (case, token) in [

@@ -1,4 +1,4 @@
-//! One integration-test binary: a module per area.
+//! One integration-test binary: a module per area, and the support they share.
 
 // A test whose setup fails must stop loudly, helpers included.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -7,10 +7,8 @@ mod auth;
 mod browser;
 mod cli;
 mod database;
-// Shared by every area; an area may use only part of it.
-#[allow(dead_code)]
-mod helpers;
 mod jwks;
 mod platform;
 mod process;
+mod support;
 mod users;
