@@ -27,7 +27,7 @@ pub struct TestKey {
 }
 
 impl TestKey {
-    /// A new RSA-2048 key.
+    /// A new RSA-2048 key that signs with `alg` (RS* or PS*).
     pub fn rsa(kid: &str, alg: Algorithm) -> Self {
         let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("rsa keygen");
         let der = pair.as_der().expect("pkcs8");
@@ -40,7 +40,7 @@ impl TestKey {
             kid: kid.into(),
             alg,
             encoding: EncodingKey::from_rsa_pem(pem.as_bytes()).expect("rsa pem"),
-            jwk: json!({"kty": "RSA", "use": "sig", "alg": alg_name(alg), "kid": kid, "n": n, "e": e}),
+            jwk: json!({"kty": "RSA", "use": "sig", "alg": rsa_alg_name(alg), "kid": kid, "n": n, "e": e}),
             public_pem: pem::encode(&pem::Pem::new("PUBLIC KEY", spki.as_ref().to_vec())),
         }
     }
@@ -85,13 +85,16 @@ impl TestKey {
     }
 }
 
-fn alg_name(alg: Algorithm) -> &'static str {
+/// The JWK `alg` of an RSA key; any other algorithm is a mistake in the test.
+fn rsa_alg_name(alg: Algorithm) -> &'static str {
     match alg {
         Algorithm::RS256 => "RS256",
         Algorithm::RS384 => "RS384",
         Algorithm::RS512 => "RS512",
         Algorithm::PS256 => "PS256",
-        _ => "RS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        other => panic!("TestKey::rsa: an RSA key cannot sign with {other:?} (RS* or PS* only)"),
     }
 }
 
