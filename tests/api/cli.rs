@@ -9,7 +9,7 @@ use tempfile::TempDir;
 use usergate::{auth::dev_issuer::DevKey, config::DEV_AUDIENCE};
 
 use crate::support::{
-    assert::{assert_problem, header},
+    assert::{assert_problem, challenge, header},
     now,
     process::{Running, command, free_port, run},
 };
@@ -156,11 +156,14 @@ async fn minted_tokens_are_accepted_by_the_dev_server_with_their_permissions() {
         .send()
         .await
         .expect("request");
-    let www = header(&r, "www-authenticate").unwrap_or_default();
+    let www = header(&r, "www-authenticate");
     assert_problem(r, 403, "delete without delete:users").await;
-    assert!(
-        www.starts_with(r#"Bearer error="insufficient_scope", scope="delete:users""#),
-        "{www}"
+    assert_eq!(
+        www,
+        Some(challenge(
+            &dev.url(""),
+            r#"error="insufficient_scope", scope="delete:users", error_description="this operation needs the delete:users permission""#
+        ))
     );
 }
 

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::support::{
     AUDIENCE,
     app::{Options, TestApp},
-    assert::{assert_problem, header, is_uuid},
+    assert::{assert_problem, challenge, header, is_uuid},
     db::Backend,
     issuer::JwksMode,
     keys::keys,
@@ -341,45 +341,59 @@ async fn protected_resource_metadata_describes_the_api_and_every_challenge_point
         })
     );
 
-    let metadata = format!(
-        r#"resource_metadata="{}/.well-known/oauth-protected-resource""#,
-        app.address
-    );
     let mut expired = app.issuer.claims("auth0|l", &[]);
     expired["exp"] = json!(now() - 3600);
     let mut other_audience = app.issuer.claims("auth0|l", &[]);
     other_audience["aud"] = json!("https://other.api/");
-    let cases: Vec<(&str, Option<String>, u16)> = vec![
-        ("no credentials", None, 401),
-        ("another scheme", Some("Basic dXNlcjpwYXNz".into()), 401),
-        ("garbage token", Some("Bearer abc.def.ghi".into()), 401),
+    // (case, Authorization, status, the challenge's parameters before resource_metadata)
+    let cases: Vec<(&str, Option<String>, u16, &str)> = vec![
+        ("no credentials", None, 401, r#"realm="usergate""#),
+        (
+            "another scheme",
+            Some("Basic dXNlcjpwYXNz".into()),
+            401,
+            r#"realm="usergate""#,
+        ),
+        (
+            "garbage token",
+            Some("Bearer abc.def.ghi".into()),
+            401,
+            r#"realm="usergate", error="invalid_token", error_description="the token is not a JWT""#,
+        ),
         (
             "expired token",
             Some(format!("Bearer {}", keys().primary.sign(&expired))),
             401,
+            r#"realm="usergate", error="invalid_token", error_description="the token has expired""#,
         ),
         (
             "wrong audience",
             Some(format!("Bearer {}", keys().primary.sign(&other_audience))),
             401,
+            r#"realm="usergate", error="invalid_token", error_description="the token is not meant for this API (wrong audience)""#,
         ),
-        ("malformed header", Some("Bearer".into()), 400),
+        (
+            "malformed header",
+            Some("Bearer".into()),
+            400,
+            r#"realm="usergate", error="invalid_request", error_description="Bearer without a token""#,
+        ),
         (
             "missing permission",
             Some(format!("Bearer {}", app.token("auth0|l", &[]))),
             403,
+            r#"error="insufficient_scope", scope="read:users", error_description="this operation needs the read:users permission""#,
         ),
     ];
-    for (case, authorization, status) in cases {
+    for (case, authorization, status, params) in cases {
         let path = if status == 403 { "/users" } else { "/users/me" };
         let mut request = app.client.get(app.url(path));
         if let Some(value) = authorization {
             request = request.header(AUTHORIZATION, value);
         }
         let r = request.send().await.expect("request");
-        let www = header(&r, "www-authenticate").unwrap_or_default();
+        let www = header(&r, "www-authenticate");
         assert_problem(r, status, case).await;
-        assert!(www.starts_with("Bearer "), "{case}: {www}");
-        assert!(www.ends_with(&metadata), "{case}: {www}");
+        assert_eq!(www, Some(challenge(&app.address, params)), "{case}");
     }
 }

@@ -1,5 +1,5 @@
-//! Assertions on answers: problem+json, JSON successes, the User shape, and
-//! the one header reader.
+//! Assertions on answers: problem+json, JSON successes, the User shape, the
+//! one header reader, and challenges.
 
 use chrono::{DateTime, FixedOffset};
 use reqwest::Response;
@@ -19,6 +19,12 @@ pub fn header(response: &Response, name: &str) -> Option<String> {
         .to_str()
         .unwrap_or_else(|_| panic!("{name} is not visible ASCII: {value:?}"));
     Some(text.to_owned())
+}
+
+/// The whole `WWW-Authenticate` value of the app at `base`: `Bearer`, the
+/// parameters, then the `resource_metadata` every challenge points at.
+pub fn challenge(base: &str, params: &str) -> String {
+    format!(r#"Bearer {params}, resource_metadata="{base}/.well-known/oauth-protected-resource""#)
 }
 
 /// Asserts a problem+json answer and returns its body.

@@ -7,7 +7,7 @@ use crate::{
     on_both_backends,
     support::{
         app::{ALL, TestApp, id_of, subs},
-        assert::{assert_problem, assert_user, expect_json, header, time},
+        assert::{assert_problem, assert_user, challenge, expect_json, header, time},
         db::Backend,
     },
 };
@@ -238,11 +238,15 @@ async fn reading_one_user_needs_read_users_unless_it_is_the_callers_own(backend:
         ),
     ] {
         let r = app.get(&path, &plain).await;
-        let www = header(&r, "www-authenticate").unwrap_or_default();
+        let www = header(&r, "www-authenticate");
         let problem = assert_problem(r, 403, case).await;
-        assert!(
-            www.starts_with(r#"Bearer error="insufficient_scope", scope="read:users""#),
-            "{case}: {www}"
+        assert_eq!(
+            www,
+            Some(challenge(
+                &app.address,
+                r#"error="insufficient_scope", scope="read:users", error_description="this operation needs the read:users permission""#
+            )),
+            "{case}"
         );
         assert_eq!(
             problem["type"], "urn:usergate:problem:insufficient-scope",
@@ -288,14 +292,12 @@ async fn each_admin_operation_without_its_permission_gets_403_insufficient_scope
                 request = request.json(body);
             }
             let r = request.send().await.expect("request");
-            let www = header(&r, "www-authenticate").unwrap_or_default();
+            let www = header(&r, "www-authenticate");
             let problem = assert_problem(r, 403, &case).await;
-            assert!(
-                www.starts_with(&format!(
-                    r#"Bearer error="insufficient_scope", scope="{needed}""#
-                )),
-                "{case}: {www}"
+            let params = format!(
+                r#"error="insufficient_scope", scope="{needed}", error_description="this operation needs the {needed} permission""#
             );
+            assert_eq!(www, Some(challenge(&app.address, &params)), "{case}");
             assert_eq!(
                 problem["type"], "urn:usergate:problem:insufficient-scope",
                 "{case}"
@@ -333,10 +335,13 @@ async fn permissions_in_the_scope_claim_count_as_well(backend: Backend) {
     let r = app
         .send_json(Method::POST, "/users", &reader, &json!({"sub": "auth0|x"}))
         .await;
-    let www = header(&r, "www-authenticate").unwrap_or_default();
+    let www = header(&r, "www-authenticate");
     assert_problem(r, 403, "create:users is in neither claim").await;
-    assert!(
-        www.starts_with(r#"Bearer error="insufficient_scope", scope="create:users""#),
-        "{www}"
+    assert_eq!(
+        www,
+        Some(challenge(
+            &app.address,
+            r#"error="insufficient_scope", scope="create:users", error_description="this operation needs the create:users permission""#
+        ))
     );
 }
