@@ -3,6 +3,7 @@
 // A test whose setup fails must stop loudly, helpers included.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod answers;
 mod auth;
 mod browser;
 mod cli;

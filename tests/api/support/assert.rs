@@ -1,5 +1,5 @@
 //! Assertions on answers: problem+json, JSON successes, the User shape, the
-//! one header reader, and challenges.
+//! one header reader, challenges, and an answer as text for snapshots.
 
 use chrono::{DateTime, FixedOffset};
 use reqwest::Response;
@@ -118,4 +118,32 @@ pub fn assert_user(user: &Value, expected: &Value, context: &str) {
 /// Whether `id` is a version 4 uuid, as request ids usergate makes are.
 pub fn is_uuid(id: &str) -> bool {
     uuid::Uuid::parse_str(id).is_ok_and(|u| u.get_version_num() == 4)
+}
+
+/// The whole answer as text, for a snapshot: status line, every header but
+/// `Date` (by name), a blank line, the body byte for byte. What varies per
+/// run is replaced: the request id (a fresh uuid) by `[request-id]`, and
+/// `base`, the app's address with its port, by `http://127.0.0.1:[PORT]`.
+pub async fn answer_text(response: Response, base: &str) -> String {
+    let id = header(&response, "x-request-id").expect("X-Request-Id");
+    assert!(is_uuid(&id), "X-Request-Id is a fresh uuid: {id}");
+    let mut text = format!("{:?} {}\n", response.version(), response.status());
+    let mut headers: Vec<(&str, &str)> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| *name != "date")
+        .map(|(name, value)| {
+            let value = value.to_str().expect("visible ASCII header");
+            (name.as_str(), value)
+        })
+        .collect();
+    // By name only: a header sent twice keeps its order.
+    headers.sort_by_key(|(name, _)| *name);
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\n"));
+    }
+    text.push('\n');
+    text.push_str(&response.text().await.expect("body"));
+    text.replace(&id, "[request-id]")
+        .replace(base, "http://127.0.0.1:[PORT]")
 }
