@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_web::{
     Error, FromRequest, HttpMessage, HttpRequest,
-    body::MessageBody,
+    body::{EitherBody, MessageBody},
     dev::{Payload, ServiceRequest, ServiceResponse},
     middleware::Next,
     web,
@@ -25,18 +25,28 @@ use crate::{
 pub struct CurrentUser(pub Arc<User>);
 
 /// Middleware: runs after the bearer middleware and inserts [`CurrentUser`]
-/// (unless the caller is a machine client).
-pub async fn middleware(
+/// (unless the caller is a machine client). A refusal is answered here, as
+/// a response, so the middleware around it (request id, metrics) sees it.
+pub async fn middleware<B: MessageBody>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
+    if let Err(refused) = admit(&req).await {
+        return Ok(req.error_response(refused).map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
     let principal = Authenticated::of(req.request())?.0;
     // Read from the verified token: costs no query.
     if !principal.is_machine {
-        let user = current_user(&req, &principal).await?;
+        let user = current_user(req, &principal).await?;
         req.extensions_mut().insert(CurrentUser(user));
     }
-    next.call(req).await
+    Ok(())
 }
 
 async fn current_user(req: &ServiceRequest, principal: &Principal) -> Result<Arc<User>, ApiError> {

@@ -3,23 +3,25 @@
 //! bearer token. Skipped (with a reason) when Chromium is missing, except in
 //! CI, where that is a failure (`.ci/install-chromium.sh` installs it).
 
-// Test code: a failed `expect` is a failed test, with its message.
-#![allow(clippy::expect_used)]
-
 use std::{
     fs::File,
     io::Write,
-    net::TcpListener,
     os::unix::process::CommandExt,
     path::Path,
     process::{Command, Stdio},
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Options, TestApp};
+use crate::support::{
+    app::{Options, TestApp},
+    assert::header,
+    db::Backend,
+    spawn_server,
+};
 
 /// Debian's launcher (packages `chromium` and `chromium-driver`).
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -84,18 +86,30 @@ fn chromium_available(test: &str) -> bool {
     false
 }
 
-/// A port on 127.0.0.1 reserved for a page, before the page exists: its
+/// A server on 127.0.0.1 for a page, started before the page exists: its
 /// origin must be in `CORS_ALLOWED_ORIGINS` when the API starts.
 struct PageHost {
-    listener: TcpListener,
+    html: web::Data<Mutex<String>>,
     port: u16,
 }
 
+async fn serve_page(html: web::Data<Mutex<String>>) -> HttpResponse {
+    let html = html.lock().expect("page").clone();
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(html)
+}
+
 impl PageHost {
-    fn bind() -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind page host");
-        let port = listener.local_addr().expect("page host address").port();
-        Self { listener, port }
+    fn start() -> Self {
+        let html = web::Data::new(Mutex::new(String::new()));
+        let page = html.clone();
+        let port = spawn_server(move |routes| {
+            routes
+                .app_data(page.clone())
+                .route("/", web::get().to(serve_page));
+        });
+        Self { html, port }
     }
 
     /// The origin the browser sends when the page is loaded from 127.0.0.1.
@@ -105,28 +119,7 @@ impl PageHost {
 
     /// Serves `html` at `/` from now on.
     fn serve(&self, html: &str) {
-        let html = html.to_owned();
-        let listener = self.listener.try_clone().expect("page listener");
-        let server = HttpServer::new(move || {
-            let html = html.clone();
-            App::new().route(
-                "/",
-                web::get().to(move || {
-                    let html = html.clone();
-                    async move {
-                        HttpResponse::Ok()
-                            .content_type("text/html; charset=utf-8")
-                            .body(html)
-                    }
-                }),
-            )
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .expect("page server listens")
-        .run();
-        actix_web::rt::spawn(server);
+        *self.html.lock().expect("page") = html.to_owned();
     }
 }
 
@@ -295,11 +288,7 @@ async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
 }
 
 fn allow_origin(response: &reqwest::Response) -> Option<String> {
-    response
-        .headers()
-        .get("access-control-allow-origin")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    header(response, "access-control-allow-origin")
 }
 
 #[actix_web::test]
@@ -307,7 +296,7 @@ async fn page_on_an_allowed_origin_reads_and_renames_its_user_with_fetch() {
     if !chromium_available("page_on_an_allowed_origin_reads_and_renames_its_user_with_fetch") {
         return;
     }
-    let host = PageHost::bind();
+    let host = PageHost::start();
     let app = TestApp::spawn_with(
         Options::new(Backend::Sqlite).env("CORS_ALLOWED_ORIGINS", &host.origin()),
     )
@@ -362,7 +351,7 @@ async fn page_on_an_unlisted_origin_is_blocked_by_the_browser_not_the_api() {
     if !chromium_available("page_on_an_unlisted_origin_is_blocked_by_the_browser_not_the_api") {
         return;
     }
-    let (allowed, other) = (PageHost::bind(), PageHost::bind());
+    let (allowed, other) = (PageHost::start(), PageHost::start());
     let app = TestApp::spawn_with(
         Options::new(Backend::Sqlite).env("CORS_ALLOWED_ORIGINS", &allowed.origin()),
     )

@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use usergate::{config::DEV_AUDIENCE, dev_issuer::DevKey};
 
-use crate::{
-    helpers::{assert_problem, challenge, now},
+use crate::support::{
+    assert::{assert_problem, challenge, header},
+    now,
     process::{Running, command, free_port, run},
 };
 
@@ -155,11 +156,14 @@ async fn minted_tokens_are_accepted_by_the_dev_server_with_their_permissions() {
         .send()
         .await
         .expect("request");
-    let www = challenge(&r);
+    let www = header(&r, "www-authenticate");
     assert_problem(r, 403, "delete without delete:users").await;
-    assert!(
-        www.starts_with(r#"Bearer error="insufficient_scope", scope="delete:users""#),
-        "{www}"
+    assert_eq!(
+        www,
+        Some(challenge(
+            &dev.url(""),
+            r#"error="insufficient_scope", scope="delete:users", error_description="this operation needs the delete:users permission""#
+        ))
     );
 }
 

@@ -7,30 +7,22 @@ use std::{
     time::Duration,
 };
 
-use diesel::{Connection, ExpressionMethods, QueryDsl, RunQueryDsl, pg::PgConnection};
+use diesel::{Connection, RunQueryDsl, pg::PgConnection};
 use futures::future::join_all;
 use serde_json::Value;
 use usergate::{
-    db::{self, DatabaseUrl, schema::users},
+    db::{self, DatabaseUrl},
     users::{model::NewUser, repo},
 };
 
-use crate::{
-    helpers::{Backend, TestApp, TestIssuer, assert_problem, create_pg_database, keys},
-    platform::{get, header_value},
+use crate::support::{
+    app::TestApp,
+    assert::{assert_problem, header},
+    db::{Backend, Outage, create_pg_database, rows_with_sub, user_rows},
+    issuer::TestIssuer,
+    keys::keys,
     process::{Running, command, free_ports, run, serve_env},
 };
-
-/// Rows holding `sub`, counted with diesel on the app's own connection type.
-fn rows_with_sub(database_url: &str, sub: &str) -> i64 {
-    let url = DatabaseUrl::parse(database_url).expect("database url");
-    let mut conn = db::build_pool(&url, 1).get().expect("connection");
-    users::table
-        .filter(users::sub.eq(sub))
-        .count()
-        .get_result(&mut conn)
-        .expect("count")
-}
 
 // ------------------------------------------------------ migrations (C)
 
@@ -42,13 +34,7 @@ async fn migrate_creates_the_users_table_and_running_it_twice_is_fine(backend: B
         let (status, _, stderr) = run(command(&["migrate"], &env, cwd.path())).await;
         assert!(status.success(), "{attempt}: {status}\n{stderr}");
     }
-    let url = DatabaseUrl::parse(&database_url).expect("url");
-    let mut conn = db::build_pool(&url, 1).get().expect("connection");
-    let rows: i64 = users::table
-        .count()
-        .get_result(&mut conn)
-        .expect("the users table exists");
-    assert_eq!(rows, 0);
+    assert_eq!(user_rows(&database_url).await, 0);
 }
 
 // ------------------------------------------ get-or-create race (D)
@@ -72,7 +58,7 @@ async fn fifty_concurrent_first_requests_of_one_sub_make_one_row(backend: Backen
     assert_eq!(r.status(), 200);
     let page: Value = r.json().await.expect("page json");
     assert_eq!(page["count"], 1, "{page}");
-    assert_eq!(rows_with_sub(&app.database_url, sub), 1);
+    assert_eq!(rows_with_sub(&app.database_url, sub).await, 1);
 }
 
 async fn fifty_threads_racing_get_or_create_make_one_row(backend: Backend) {
@@ -111,7 +97,7 @@ async fn fifty_threads_racing_get_or_create_make_one_row(backend: Backend) {
         })
         .collect();
     assert_eq!(ids.len(), 1, "every thread gets the same row: {ids:?}");
-    assert_eq!(rows_with_sub(&database_url, sub), 1);
+    assert_eq!(rows_with_sub(&database_url, sub).await, 1);
 }
 
 // ------------------------------------------ two replicas, one sub (D)
@@ -155,7 +141,7 @@ async fn two_processes_racing_for_one_new_sub_make_one_row(backend: Backend) {
         ids.insert(user["id"].as_i64().expect("id"));
     }
     assert_eq!(ids.len(), 1, "both replicas see one row: {ids:?}");
-    assert_eq!(rows_with_sub(&database_url, sub), 1);
+    assert_eq!(rows_with_sub(&database_url, sub).await, 1);
 }
 
 crate::on_both_backends!(
@@ -173,11 +159,6 @@ async fn database_outage_answers_503_with_retry_after_then_recovers_by_itself() 
         return;
     };
     let app = TestApp::spawn_on(Backend::Postgres(base.clone())).await;
-    let name = url::Url::parse(&app.database_url)
-        .expect("database url")
-        .path()
-        .trim_start_matches('/')
-        .to_owned();
     let token = app.token("auth0|outage", &[]);
     assert_eq!(app.get_me(&token).await.status(), 200, "before the outage");
     let admin_token = app.token("auth0|outage-admin", &["read:users"]);
@@ -187,16 +168,7 @@ async fn database_outage_answers_503_with_retry_after_then_recovers_by_itself() 
         "admin before the outage"
     );
 
-    let mut admin = PgConnection::establish(&base).expect("admin connection");
-    let mut admin_sql = |sql: String| {
-        diesel::sql_query(sql)
-            .execute(&mut admin)
-            .expect("admin statement");
-    };
-    admin_sql(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"));
-    admin_sql(format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-    ));
+    let outage = Outage::begin(&base, &app.database_url);
 
     // A user seen moments ago is still served from the user cache.
     assert_eq!(
@@ -213,7 +185,7 @@ async fn database_outage_answers_503_with_retry_after_then_recovers_by_itself() 
         ),
     ] {
         let r = app.get(path, &token).await;
-        let retry_after = header_value(&r, "retry-after");
+        let retry_after = header(&r, "retry-after");
         let body = assert_problem(r, 503, case).await;
         assert!(retry_after.is_some(), "{case}: Retry-After");
         let text = body.to_string();
@@ -222,13 +194,13 @@ async fn database_outage_answers_503_with_retry_after_then_recovers_by_itself() 
             "{case}: no database text leaks: {text}"
         );
     }
-    let r = get(&app, "/readyz").await;
+    let r = app.get_anonymous("/readyz").await;
     assert_eq!(r.status(), 503);
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["database"], "unavailable", "{body}");
     assert_eq!(body["keys"], "ok", "{body}");
 
-    admin_sql(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
+    outage.end();
     let mut statuses = Vec::new();
     for _ in 0..40 {
         let status = app.get_me(&token).await.status().as_u16();
@@ -244,7 +216,11 @@ async fn database_outage_answers_503_with_retry_after_then_recovers_by_itself() 
         Some(&200),
         "the app must recover by itself: {statuses:?}"
     );
-    assert_eq!(get(&app, "/readyz").await.status(), 200, "ready again");
+    assert_eq!(
+        app.get_anonymous("/readyz").await.status(),
+        200,
+        "ready again"
+    );
 }
 
 #[derive(diesel::QueryableByName)]

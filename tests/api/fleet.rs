@@ -18,7 +18,10 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, binary, create_pg_database};
+use crate::support::{
+    db::{Backend, create_pg_database},
+    process::binary,
+};
 
 const ADMIN: &[&str] = &["read:users", "create:users", "update:users", "delete:users"];
 

@@ -5,7 +5,13 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use serde_json::json;
 
-use crate::helpers::{Backend, JwksMode, Options, TestApp, assert_problem, keys};
+use crate::support::{
+    app::{Options, TestApp},
+    assert::assert_problem,
+    db::Backend,
+    issuer::JwksMode,
+    keys::keys,
+};
 
 /// Polls `check` every 100 ms for at most `limit`.
 async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
@@ -77,12 +83,7 @@ async fn an_idp_down_at_start_makes_the_app_unready_until_it_comes_back() {
         ..Options::new(Backend::Sqlite)
     })
     .await;
-    let r = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz");
+    let r = app.get_anonymous("/readyz").await;
     assert_eq!(r.status(), 503);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(
@@ -136,12 +137,7 @@ async fn an_idp_down_or_garbled_after_start_leaves_the_last_good_keys_in_use() {
             200,
             "{case}: the last good key set stays in use"
         );
-        let ready = app
-            .client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .expect("readyz");
+        let ready = app.get_anonymous("/readyz").await;
         assert_eq!(ready.status(), 200, "{case}: still ready");
     }
 }

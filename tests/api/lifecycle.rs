@@ -13,7 +13,12 @@ use usergate::db::{
     schema::{user_tombstones, users},
 };
 
-use crate::helpers::{Backend, TestApp, assert_problem, challenge, keys};
+use crate::support::{
+    app::TestApp,
+    assert::{assert_problem, challenge, header},
+    db::Backend,
+    keys::keys,
+};
 
 pub const ALL: &[&str] = &["read:users", "create:users", "update:users", "delete:users"];
 
@@ -36,7 +41,7 @@ pub fn rows_and_tombstones(database_url: &str, sub: &str) -> (i64, i64) {
 
 /// Asserts a 403 refusal of the user (not of the token) and its problem body.
 pub async fn assert_refused(response: Response, slug: &str, detail: &str, context: &str) {
-    let www = challenge(&response);
+    let www = header(&response, "www-authenticate");
     let problem = assert_problem(response, 403, context).await;
     assert_eq!(
         problem["type"],
@@ -44,7 +49,7 @@ pub async fn assert_refused(response: Response, slug: &str, detail: &str, contex
         "{context}: {problem}"
     );
     assert_eq!(problem["detail"], detail, "{context}: {problem}");
-    assert_eq!(www, "", "{context}: not a token problem, so no challenge");
+    assert_eq!(www, None, "{context}: not a token problem, so no challenge");
 }
 
 /// A JSON body of a successful answer with `status`.
@@ -182,9 +187,19 @@ async fn machine_clients_get_no_row_and_work_by_their_permissions(backend: Backe
         created
     );
     let r = app.get(&path, &app.token("nothing@clients", &[])).await;
-    let www = challenge(&r);
+    let www = header(&r, "www-authenticate");
     assert_problem(r, 403, "no read:users").await;
-    assert!(www.contains(r#"scope="read:users""#), "{www}");
+    assert_eq!(
+        www.as_deref(),
+        Some(
+            challenge(
+                &app.address,
+                r#"error="insufficient_scope", scope="read:users", error_description="this operation needs the read:users permission""#
+            )
+            .as_str()
+        ),
+        "a machine client without read:users gets the whole insufficient-scope challenge"
+    );
     let r = app.delete(&path, &by_gty).await;
     assert_problem(r, 403, "no delete:users").await;
 

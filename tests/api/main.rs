@@ -1,19 +1,18 @@
-//! One integration-test binary: a module per area.
+//! One integration-test binary: a module per area, and the support they share.
 
 // A test whose setup fails must stop loudly, helpers included.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod answers;
 mod auth;
 mod browser;
 mod cli;
 mod database;
 mod fleet;
-// Shared by every area; an area may use only part of it.
-#[allow(dead_code)]
-mod helpers;
 mod jwks;
 mod lifecycle;
 mod platform;
 mod process;
 mod replicas;
+mod support;
 mod users;

@@ -3,39 +3,37 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, header};
+use reqwest::{
+    Method,
+    header::{
+        ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, AUTHORIZATION, ORIGIN,
+    },
+};
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    AUDIENCE, Backend, JwksMode, Options, TestApp, assert_problem, challenge, keys, now,
+use crate::support::{
+    AUDIENCE,
+    app::{Options, TestApp},
+    assert::{assert_problem, challenge, header, is_uuid},
+    db::Backend,
+    issuer::JwksMode,
+    keys::keys,
+    now,
 };
-
-/// `GET path` without credentials.
-pub async fn get(app: &TestApp, path: &str) -> reqwest::Response {
-    app.client.get(app.url(path)).send().await.expect("request")
-}
-
-/// A response header as text.
-pub fn header_value(response: &reqwest::Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .map(|v| v.to_str().expect("visible ASCII header").to_owned())
-}
 
 // ------------------------------------------------------------ health (A)
 
 #[actix_web::test]
 async fn healthz_answers_ok_and_readyz_answers_200_when_database_and_keys_are_fine() {
     let app = TestApp::spawn().await;
-    let r = get(&app, "/healthz").await;
+    let r = app.get_anonymous("/healthz").await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.json::<Value>().await.expect("json"),
         json!({"status": "ok"})
     );
 
-    let r = get(&app, "/readyz").await;
+    let r = app.get_anonymous("/readyz").await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.json::<Value>().await.expect("json"),
@@ -59,19 +57,16 @@ async fn readyz_answers_503_naming_the_keys_while_no_key_set_is_loaded() {
             ..Options::new(Backend::Sqlite)
         })
         .await;
-        let r = get(&app, "/healthz").await;
+        let r = app.get_anonymous("/healthz").await;
         assert_eq!(
             r.status(),
             200,
             "{case}: liveness does not depend on the keys"
         );
 
-        let r = get(&app, "/readyz").await;
+        let r = app.get_anonymous("/readyz").await;
         assert_eq!(r.status(), 503, "{case}");
-        assert!(
-            header_value(&r, "retry-after").is_some(),
-            "{case}: Retry-After"
-        );
+        assert!(header(&r, "retry-after").is_some(), "{case}: Retry-After");
         let body: Value = r.json().await.expect("json");
         assert_eq!(body["status"], "unavailable", "{case}: {body}");
         assert_eq!(body["database"], "ok", "{case}: {body}");
@@ -90,17 +85,13 @@ async fn readyz_answers_503_naming_the_keys_while_no_key_set_is_loaded() {
 
 // ----------------------------------------------------- request ids (I)
 
-fn is_uuid(id: &str) -> bool {
-    uuid::Uuid::parse_str(id).is_ok_and(|u| u.get_version_num() == 4)
-}
-
 #[actix_web::test]
 async fn request_ids_are_made_echoed_or_replaced_and_problems_repeat_them() {
     let app = TestApp::spawn().await;
-    let r = get(&app, "/healthz").await;
-    let made = header_value(&r, "x-request-id").expect("X-Request-Id");
+    let r = app.get_anonymous("/healthz").await;
+    let made = header(&r, "x-request-id").expect("X-Request-Id");
     assert!(is_uuid(&made), "a fresh uuid when none is sent: {made}");
-    let again = header_value(&get(&app, "/healthz").await, "x-request-id");
+    let again = header(&app.get_anonymous("/healthz").await, "x-request-id");
     assert_ne!(again.as_deref(), Some(made.as_str()), "one id per request");
 
     let long = "x".repeat(129);
@@ -118,7 +109,7 @@ async fn request_ids_are_made_echoed_or_replaced_and_problems_repeat_them() {
             .send()
             .await
             .expect("request");
-        let id = header_value(&r, "x-request-id").expect("X-Request-Id");
+        let id = header(&r, "x-request-id").expect("X-Request-Id");
         if kept {
             assert_eq!(id, sent, "{case}: echoed");
         } else {
@@ -132,7 +123,7 @@ async fn request_ids_are_made_echoed_or_replaced_and_problems_repeat_them() {
             request = request.header("x-request-id", sent);
         }
         let r = request.send().await.expect("request");
-        let id = header_value(&r, "x-request-id").expect("X-Request-Id");
+        let id = header(&r, "x-request-id").expect("X-Request-Id");
         let body = assert_problem(r, 401, case).await;
         assert_eq!(
             body["request_id"],
@@ -153,9 +144,9 @@ fn sample(text: &str, name: &str, labels: &str) -> f64 {
 }
 
 async fn metrics_text(app: &TestApp) -> String {
-    let r = get(app, "/metrics").await;
+    let r = app.get_anonymous("/metrics").await;
     assert_eq!(r.status(), 200);
-    let content_type = header_value(&r, "content-type").unwrap_or_default();
+    let content_type = header(&r, "content-type").unwrap_or_default();
     assert!(content_type.starts_with("text/plain"), "{content_type}");
     r.text().await.expect("metrics text")
 }
@@ -174,7 +165,7 @@ async fn metrics_count_requests_by_route_pattern_auth_failures_keys_cache_and_po
     expired["exp"] = json!(now() - 3600);
     let r = app.get_me(&keys().primary.sign(&expired)).await;
     assert_problem(r, 401, "expired token").await;
-    assert_eq!(get(&app, "/healthz").await.status(), 200);
+    assert_eq!(app.get_anonymous("/healthz").await.status(), 200);
 
     let text = metrics_text(&app).await;
     let requests = "usergate_http_requests_total";
@@ -230,19 +221,23 @@ async fn cors_answers_preflights_and_exposes_location_to_allowed_origins_only() 
     let preflight = |origin: &'static str| {
         app.client
             .request(Method::OPTIONS, app.url("/users/me"))
-            .header(header::ORIGIN, origin)
-            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
-            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization")
+            .header(ORIGIN, origin)
+            .header(ACCESS_CONTROL_REQUEST_METHOD, "GET")
+            .header(ACCESS_CONTROL_REQUEST_HEADERS, "authorization")
             .send()
     };
     let r = preflight("http://app.example").await.expect("preflight");
     assert_eq!(r.status(), 200, "a preflight is never 401");
-    assert_eq!(challenge(&r), "", "no challenge on a preflight");
     assert_eq!(
-        header_value(&r, "access-control-allow-origin").as_deref(),
+        header(&r, "www-authenticate"),
+        None,
+        "no challenge on a preflight"
+    );
+    assert_eq!(
+        header(&r, "access-control-allow-origin").as_deref(),
         Some("http://app.example")
     );
-    let allowed = header_value(&r, "access-control-allow-headers").unwrap_or_default();
+    let allowed = header(&r, "access-control-allow-headers").unwrap_or_default();
     assert!(
         allowed.to_ascii_lowercase().contains("authorization"),
         "allow-headers: {allowed}"
@@ -263,17 +258,17 @@ async fn cors_answers_preflights_and_exposes_location_to_allowed_origins_only() 
         ),
     ] {
         let r = request
-            .header(header::ORIGIN, "http://app.example")
+            .header(ORIGIN, "http://app.example")
             .send()
             .await
             .expect("request");
         assert!(r.status().is_success(), "{case}: {}", r.status());
         assert_eq!(
-            header_value(&r, "access-control-allow-origin").as_deref(),
+            header(&r, "access-control-allow-origin").as_deref(),
             Some("http://app.example"),
             "{case}"
         );
-        let exposed = header_value(&r, "access-control-expose-headers").unwrap_or_default();
+        let exposed = header(&r, "access-control-expose-headers").unwrap_or_default();
         assert!(
             exposed.to_ascii_lowercase().contains("location"),
             "{case}: expose-headers {exposed:?}"
@@ -281,7 +276,7 @@ async fn cors_answers_preflights_and_exposes_location_to_allowed_origins_only() 
     }
 
     let r = preflight("http://evil.example").await.expect("preflight");
-    assert_eq!(header_value(&r, "access-control-allow-origin"), None);
+    assert_eq!(header(&r, "access-control-allow-origin"), None);
     // actix-cors refuses it; the refusal still speaks problem+json.
     let body = assert_problem(r, 400, "disallowed preflight").await;
     assert!(body["request_id"].is_string(), "{body}");
@@ -289,12 +284,12 @@ async fn cors_answers_preflights_and_exposes_location_to_allowed_origins_only() 
         .client
         .get(app.url("/users/me"))
         .bearer_auth(&admin)
-        .header(header::ORIGIN, "http://evil.example")
+        .header(ORIGIN, "http://evil.example")
         .send()
         .await
         .expect("request");
     assert_eq!(
-        header_value(&r, "access-control-allow-origin"),
+        header(&r, "access-control-allow-origin"),
         None,
         "a disallowed origin gets no allow-origin"
     );
@@ -309,7 +304,7 @@ async fn without_allowed_origins_no_cors_headers_are_sent_and_origin_requests_st
             .client
             .get(app.url(path))
             .bearer_auth(&token)
-            .header(header::ORIGIN, "http://app.example")
+            .header(ORIGIN, "http://app.example")
             .send()
             .await
             .expect("request");
@@ -319,8 +314,8 @@ async fn without_allowed_origins_no_cors_headers_are_sent_and_origin_requests_st
     let r = app
         .client
         .request(Method::OPTIONS, app.url("/users/me"))
-        .header(header::ORIGIN, "http://app.example")
-        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
+        .header(ORIGIN, "http://app.example")
+        .header(ACCESS_CONTROL_REQUEST_METHOD, "GET")
         .send()
         .await
         .expect("preflight");
@@ -332,7 +327,9 @@ async fn without_allowed_origins_no_cors_headers_are_sent_and_origin_requests_st
 #[actix_web::test]
 async fn protected_resource_metadata_describes_the_api_and_every_challenge_points_at_it() {
     let app = TestApp::spawn().await;
-    let r = get(&app, "/.well-known/oauth-protected-resource").await;
+    let r = app
+        .get_anonymous("/.well-known/oauth-protected-resource")
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.json::<Value>().await.expect("json"),
@@ -344,45 +341,59 @@ async fn protected_resource_metadata_describes_the_api_and_every_challenge_point
         })
     );
 
-    let metadata = format!(
-        r#"resource_metadata="{}/.well-known/oauth-protected-resource""#,
-        app.address
-    );
     let mut expired = app.issuer.claims("auth0|l", &[]);
     expired["exp"] = json!(now() - 3600);
     let mut other_audience = app.issuer.claims("auth0|l", &[]);
     other_audience["aud"] = json!("https://other.api/");
-    let cases: Vec<(&str, Option<String>, u16)> = vec![
-        ("no credentials", None, 401),
-        ("another scheme", Some("Basic dXNlcjpwYXNz".into()), 401),
-        ("garbage token", Some("Bearer abc.def.ghi".into()), 401),
+    // (case, Authorization, status, the challenge's parameters before resource_metadata)
+    let cases: Vec<(&str, Option<String>, u16, &str)> = vec![
+        ("no credentials", None, 401, r#"realm="usergate""#),
+        (
+            "another scheme",
+            Some("Basic dXNlcjpwYXNz".into()),
+            401,
+            r#"realm="usergate""#,
+        ),
+        (
+            "garbage token",
+            Some("Bearer abc.def.ghi".into()),
+            401,
+            r#"realm="usergate", error="invalid_token", error_description="the token is not a JWT""#,
+        ),
         (
             "expired token",
             Some(format!("Bearer {}", keys().primary.sign(&expired))),
             401,
+            r#"realm="usergate", error="invalid_token", error_description="the token has expired""#,
         ),
         (
             "wrong audience",
             Some(format!("Bearer {}", keys().primary.sign(&other_audience))),
             401,
+            r#"realm="usergate", error="invalid_token", error_description="the token is not meant for this API (wrong audience)""#,
         ),
-        ("malformed header", Some("Bearer".into()), 400),
+        (
+            "malformed header",
+            Some("Bearer".into()),
+            400,
+            r#"realm="usergate", error="invalid_request", error_description="Bearer without a token""#,
+        ),
         (
             "missing permission",
             Some(format!("Bearer {}", app.token("auth0|l", &[]))),
             403,
+            r#"error="insufficient_scope", scope="read:users", error_description="this operation needs the read:users permission""#,
         ),
     ];
-    for (case, authorization, status) in cases {
+    for (case, authorization, status, params) in cases {
         let path = if status == 403 { "/users" } else { "/users/me" };
         let mut request = app.client.get(app.url(path));
         if let Some(value) = authorization {
-            request = request.header(header::AUTHORIZATION, value);
+            request = request.header(AUTHORIZATION, value);
         }
         let r = request.send().await.expect("request");
-        let www = challenge(&r);
+        let www = header(&r, "www-authenticate");
         assert_problem(r, status, case).await;
-        assert!(www.starts_with("Bearer "), "{case}: {www}");
-        assert!(www.ends_with(&metadata), "{case}: {www}");
+        assert_eq!(www, Some(challenge(&app.address, params)), "{case}");
     }
 }

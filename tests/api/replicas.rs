@@ -8,10 +8,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{Backend, Options, TestApp},
     lifecycle::{
         ALL, DELETED, assert_refused, json_of, patch_user, pg_backends,
         race_deletes_with_first_logins,
+    },
+    support::{
+        app::{Options, TestApp},
+        db::Backend,
     },
 };
 

@@ -1,7 +1,16 @@
 //! Admin operations and the permission each needs.
 
-use super::*;
-use crate::on_both_backends;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::{
+    on_both_backends,
+    support::{
+        app::{ALL, TestApp, id_of, subs},
+        assert::{assert_problem, assert_user, challenge, expect_json, header, time},
+        db::Backend,
+    },
+};
 
 on_both_backends!(
     admins_create_read_replace_update_and_delete_users,
@@ -14,7 +23,7 @@ on_both_backends!(
 // ---------------------------------------------------------------- admin CRUD
 
 async fn admins_create_read_replace_update_and_delete_users(backend: Backend) {
-    let (app, admin) = app_and_admin(backend).await;
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
 
     let r = app
         .send_json(
@@ -24,7 +33,7 @@ async fn admins_create_read_replace_update_and_delete_users(backend: Backend) {
             &json!({"sub": "auth0|crud", "email": "crud@example.com", "name": "Crud", "is_active": true}),
         )
         .await;
-    let location = header(&r, "location");
+    let location = header(&r, "location").unwrap_or_default();
     let created = expect_json(r, 201, "create").await;
     let id = id_of(&created);
     assert_user(
@@ -117,17 +126,21 @@ async fn admins_create_read_replace_update_and_delete_users(backend: Backend) {
             time(&after, "updated_at") > time(&before, "updated_at"),
             "{case}: updated_at moves"
         );
-        assert_eq!(get_user(&app, &admin, id).await, after, "{case}: as read");
+        assert_eq!(app.get_user(&admin, id).await, after, "{case}: as read");
         before = after;
     }
 
-    let users_before = count(&app, &admin).await;
+    let users_before = app.count_users(&admin).await;
     let r = app.delete(&path, &admin).await;
     assert_eq!(r.status(), 204, "DELETE");
     assert!(r.text().await.expect("body").is_empty(), "204 has no body");
-    assert_eq!(count(&app, &admin).await, users_before - 1, "one row fewer");
     assert_eq!(
-        get_user(&app, &admin, id_of(&minimal)).await,
+        app.count_users(&admin).await,
+        users_before - 1,
+        "one row fewer"
+    );
+    assert_eq!(
+        app.get_user(&admin, id_of(&minimal)).await,
         minimal,
         "the other row stays"
     );
@@ -153,14 +166,14 @@ async fn admins_create_read_replace_update_and_delete_users(backend: Backend) {
         assert_eq!(problem["type"], "urn:usergate:problem:not-found", "{case}");
     }
     assert_eq!(
-        count(&app, &admin).await,
+        app.count_users(&admin).await,
         users_before - 1,
         "nothing recreated"
     );
 }
 
 async fn creating_an_existing_sub_is_a_conflict_and_changes_nothing(backend: Backend) {
-    let (app, admin) = app_and_admin(backend).await;
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
     let existing = app
         .create_user(
             &admin,
@@ -177,20 +190,20 @@ async fn creating_an_existing_sub_is_a_conflict_and_changes_nothing(backend: Bac
         ("a sub created by an admin", &existing),
         ("a sub created from its token", &seen),
     ] {
-        let users_before = count(&app, &admin).await;
+        let users_before = app.count_users(&admin).await;
         let body = json!({"sub": target["sub"], "email": "second@example.com", "name": "Second",
                           "is_active": false});
         let r = app.send_json(Method::POST, "/users", &admin, &body).await;
-        assert!(header(&r, "location").is_empty(), "{case}: no Location");
+        assert_eq!(header(&r, "location"), None, "{case}: no Location");
         let problem = assert_problem(r, 409, case).await;
         assert_eq!(problem["type"], "urn:usergate:problem:conflict", "{case}");
         assert_eq!(
-            &get_user(&app, &admin, id_of(target)).await,
+            &app.get_user(&admin, id_of(target)).await,
             target,
             "{case}: the row is unchanged"
         );
         assert_eq!(
-            count(&app, &admin).await,
+            app.count_users(&admin).await,
             users_before,
             "{case}: no new row"
         );
@@ -198,7 +211,7 @@ async fn creating_an_existing_sub_is_a_conflict_and_changes_nothing(backend: Bac
 }
 
 async fn reading_one_user_needs_read_users_unless_it_is_the_callers_own(backend: Backend) {
-    let (app, admin) = app_and_admin(backend).await;
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
     let admin_row = expect_json(app.get_me(&admin).await, 200, "admin").await;
     let plain = app.token("auth0|plain", &["update:users"]);
     let own = expect_json(app.get_me(&plain).await, 200, "plain user").await;
@@ -225,11 +238,15 @@ async fn reading_one_user_needs_read_users_unless_it_is_the_callers_own(backend:
         ),
     ] {
         let r = app.get(&path, &plain).await;
-        let www = challenge(&r);
+        let www = header(&r, "www-authenticate");
         let problem = assert_problem(r, 403, case).await;
-        assert!(
-            www.starts_with(r#"Bearer error="insufficient_scope", scope="read:users""#),
-            "{case}: {www}"
+        assert_eq!(
+            www,
+            Some(challenge(
+                &app.address,
+                r#"error="insufficient_scope", scope="read:users", error_description="this operation needs the read:users permission""#
+            )),
+            "{case}"
         );
         assert_eq!(
             problem["type"], "urn:usergate:problem:insufficient-scope",
@@ -241,7 +258,7 @@ async fn reading_one_user_needs_read_users_unless_it_is_the_callers_own(backend:
 // ---------------------------------------------------------------- permissions
 
 async fn each_admin_operation_without_its_permission_gets_403_insufficient_scope(backend: Backend) {
-    let (app, admin) = app_and_admin(backend).await;
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
     let target = app
         .create_user(&admin, json!({"sub": "auth0|target", "name": "Target"}))
         .await;
@@ -261,7 +278,7 @@ async fn each_admin_operation_without_its_permission_gets_403_insufficient_scope
         ("update", Method::PATCH, path, Some(&deactivate), "update:users"),
         ("delete", Method::DELETE, path, None, "delete:users"),
     ];
-    let users_before = count(&app, &admin).await;
+    let users_before = app.count_users(&admin).await;
     for (operation, method, path, body, needed) in cases {
         let others: Vec<&str> = ALL.iter().copied().filter(|p| *p != needed).collect();
         for (holder, permissions) in [("every other permission", others), ("none", vec![])] {
@@ -275,14 +292,12 @@ async fn each_admin_operation_without_its_permission_gets_403_insufficient_scope
                 request = request.json(body);
             }
             let r = request.send().await.expect("request");
-            let www = challenge(&r);
+            let www = header(&r, "www-authenticate");
             let problem = assert_problem(r, 403, &case).await;
-            assert!(
-                www.starts_with(&format!(
-                    r#"Bearer error="insufficient_scope", scope="{needed}""#
-                )),
-                "{case}: {www}"
+            let params = format!(
+                r#"error="insufficient_scope", scope="{needed}", error_description="this operation needs the {needed} permission""#
             );
+            assert_eq!(www, Some(challenge(&app.address, &params)), "{case}");
             assert_eq!(
                 problem["type"], "urn:usergate:problem:insufficient-scope",
                 "{case}"
@@ -296,13 +311,13 @@ async fn each_admin_operation_without_its_permission_gets_403_insufficient_scope
         }
     }
     assert_eq!(
-        get_user(&app, &admin, id_of(&target)).await,
+        app.get_user(&admin, id_of(&target)).await,
         target,
         "the row is unchanged"
     );
     // The limited caller's own row is the only new one.
     assert_eq!(
-        count(&app, &admin).await,
+        app.count_users(&admin).await,
         users_before + 1,
         "nothing created"
     );
@@ -310,21 +325,23 @@ async fn each_admin_operation_without_its_permission_gets_403_insufficient_scope
 
 async fn permissions_in_the_scope_claim_count_as_well(backend: Backend) {
     let app = TestApp::spawn_on(backend).await;
-    let reader = token_with(
-        &app,
+    let reader = app.token_with(
         "auth0|scoped",
         &[],
         &json!({"scope": "openid read:users profile"}),
     );
-    let page = list(&app, &reader, "").await;
+    let page = app.list(&reader, "").await;
     assert_eq!(subs(&page), ["auth0|scoped"], "read:users from scope");
     let r = app
         .send_json(Method::POST, "/users", &reader, &json!({"sub": "auth0|x"}))
         .await;
-    let www = challenge(&r);
+    let www = header(&r, "www-authenticate");
     assert_problem(r, 403, "create:users is in neither claim").await;
-    assert!(
-        www.starts_with(r#"Bearer error="insufficient_scope", scope="create:users""#),
-        "{www}"
+    assert_eq!(
+        www,
+        Some(challenge(
+            &app.address,
+            r#"error="insufficient_scope", scope="create:users", error_description="this operation needs the create:users permission""#
+        ))
     );
 }

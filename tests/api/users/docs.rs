@@ -1,7 +1,15 @@
 //! The OpenAPI document and the docs page.
 
-use super::*;
-use crate::on_both_backends;
+use serde_json::json;
+
+use crate::{
+    on_both_backends,
+    support::{
+        app::TestApp,
+        assert::{expect_json, header},
+        db::Backend,
+    },
+};
 
 on_both_backends!(
     openapi_lists_every_users_operation_with_its_permission,
@@ -12,12 +20,7 @@ on_both_backends!(
 
 async fn openapi_lists_every_users_operation_with_its_permission(backend: Backend) {
     let app = TestApp::spawn_on(backend).await;
-    let r = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .expect("request");
+    let r = app.get_anonymous("/openapi.json").await;
     let doc = expect_json(r, 200, "GET /openapi.json without a token").await;
     assert!(
         doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
@@ -80,24 +83,18 @@ async fn openapi_lists_every_users_operation_with_its_permission(backend: Backen
 
 async fn docs_redirect_to_a_page_served_entirely_from_the_binary(backend: Backend) {
     let app = TestApp::spawn_on(backend).await;
-    let r = app
-        .client
-        .get(app.url("/docs"))
-        .send()
-        .await
-        .expect("request");
+    let r = app.get_anonymous("/docs").await;
     assert!(r.status().is_redirection(), "/docs: {}", r.status());
-    assert_eq!(header(&r, "location"), "/docs/", "/docs redirects");
+    assert_eq!(
+        header(&r, "location").as_deref(),
+        Some("/docs/"),
+        "/docs redirects"
+    );
 
-    let r = app
-        .client
-        .get(app.url("/docs/"))
-        .send()
-        .await
-        .expect("request");
+    let r = app.get_anonymous("/docs/").await;
     assert_eq!(r.status(), 200, "/docs/");
     assert!(
-        header(&r, "content-type").starts_with("text/html"),
+        header(&r, "content-type").is_some_and(|t| t.starts_with("text/html")),
         "/docs/ is HTML"
     );
     let html = r.text().await.expect("body");
@@ -116,12 +113,7 @@ async fn docs_redirect_to_a_page_served_entirely_from_the_binary(backend: Backen
     );
     for asset in assets {
         let path = format!("/docs/{}", asset.trim_start_matches("./"));
-        let r = app
-            .client
-            .get(app.url(&path))
-            .send()
-            .await
-            .expect("request");
+        let r = app.get_anonymous(&path).await;
         assert_eq!(r.status(), 200, "{path}");
         if path.ends_with("initializer.js") {
             let script = r.text().await.expect("body");

@@ -1,7 +1,15 @@
 //! Listing: pagination, ordering, search, links behind proxies.
 
-use super::*;
-use crate::on_both_backends;
+use serde_json::{Value, json};
+
+use crate::{
+    on_both_backends,
+    support::{
+        app::{ADMIN, ALL, Options, TestApp, id_of, ids, search, subs},
+        assert::{assert_problem, expect_json, header},
+        db::{Backend, day, seed, set_created_at},
+    },
+};
 
 on_both_backends!(
     list_pages_with_limit_and_offset_and_absolute_links,
@@ -14,11 +22,11 @@ on_both_backends!(
 // ---------------------------------------------------------------- listing
 
 async fn list_pages_with_limit_and_offset_and_absolute_links(backend: Backend) {
-    let (app, admin) = app_and_admin(backend).await;
-    seed(&app, 105).await;
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
+    seed(&app.database_url, 105).await;
     let base = format!("{}/users", app.address);
-    let mut all = ids(&list(&app, &admin, "?limit=100").await);
-    all.extend(ids(&list(&app, &admin, "?limit=100&offset=100").await));
+    let mut all = ids(&app.list(&admin, "?limit=100").await);
+    all.extend(ids(&app.list(&admin, "?limit=100&offset=100").await));
     assert_eq!(all.len(), 106, "the admin and 105 seeded users");
     assert!(all.windows(2).all(|w| w[0] < w[1]), "by id by default");
 
@@ -37,7 +45,7 @@ async fn list_pages_with_limit_and_offset_and_absolute_links(backend: Backend) {
         ("?limit=99999999999", 0, 100, link("limit=100&offset=100"), Value::Null),
     ];
     for (query, offset, size, next, previous) in cases {
-        let page = list(&app, &admin, query).await;
+        let page = app.list(&admin, query).await;
         assert_eq!(page["count"], 106, "{query}: count");
         let expected: Vec<i64> = all.iter().copied().skip(offset).take(size).collect();
         assert_eq!(ids(&page), expected, "{query}: results");
@@ -46,14 +54,14 @@ async fn list_pages_with_limit_and_offset_and_absolute_links(backend: Backend) {
     }
 
     // The links are followable as they are: walking them visits every row once.
-    let pages = walk(&app, &admin, format!("{base}?limit=30")).await;
+    let pages = app.walk(&admin, format!("{base}?limit=30")).await;
     assert_eq!(pages.len(), 4, "106 rows, 30 a page");
     let walked: Vec<i64> = pages.iter().flat_map(ids).collect();
     assert_eq!(walked, all, "walking next links");
 }
 
 async fn list_orders_by_id_created_at_and_email_with_ties_broken_by_id(backend: Backend) {
-    let (app, admin) = app_and_admin(backend).await;
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
     // (sub, email, day created): ties on email and on created_at on purpose.
     let rows = [
         ("auth0|o1", Some("carol@example.com"), 2),
@@ -65,9 +73,9 @@ async fn list_orders_by_id_created_at_and_email_with_ties_broken_by_id(backend: 
     for (sub, email, created) in rows {
         app.create_user(&admin, json!({"sub": sub, "email": email}))
             .await;
-        set_created_at(&app, sub, day(created)).await;
+        set_created_at(&app.database_url, sub, day(created)).await;
     }
-    set_created_at(&app, ADMIN, day(3)).await;
+    set_created_at(&app.database_url, ADMIN, day(3)).await;
 
     #[rustfmt::skip]
     let cases: [(&str, &[&str]); 4] = [
@@ -85,12 +93,12 @@ async fn list_orders_by_id_created_at_and_email_with_ties_broken_by_id(backend: 
             (ordering.to_owned(), ascending.to_vec()),
             (format!("-{ordering}"), descending),
         ] {
-            let page = list(&app, &admin, &format!("?ordering={ordering}")).await;
+            let page = app.list(&admin, &format!("?ordering={ordering}")).await;
             assert_eq!(subs(&page), expected, "ordering={ordering}");
 
             // Two at a time, following next: the same order, nothing repeated or skipped.
             let url = format!("{}/users?limit=2&ordering={ordering}", app.address);
-            let pages = walk(&app, &admin, url).await;
+            let pages = app.walk(&admin, url).await;
             let field = ordering.split('&').next().unwrap_or_default();
             for page in &pages {
                 if let Some(link) = page["next"].as_str() {
@@ -107,7 +115,7 @@ async fn list_orders_by_id_created_at_and_email_with_ties_broken_by_id(backend: 
 }
 
 async fn search_matches_sub_email_and_name_case_insensitively(backend: Backend) {
-    let (app, admin) = app_and_admin(backend).await;
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
     for body in [
         json!({"sub": "auth0|ada", "email": "Ada.Lovelace@Example.com", "name": "Ada Lovelace"}),
         json!({"sub": "google-oauth2|GRACE", "email": "grace@navy.mil", "name": "Grace Hopper"}),
@@ -132,14 +140,14 @@ async fn search_matches_sub_email_and_name_case_insensitively(backend: Backend) 
         ),
     ];
     for (text, expected) in cases {
-        let page = list(&app, &admin, &search(text)).await;
+        let page = app.list(&admin, &search(text)).await;
         assert_eq!(subs(&page), expected, "search {text:?}");
         assert_eq!(page["count"], expected.len(), "search {text:?}: count");
     }
 }
 
 async fn hostile_search_text_matches_only_literally_and_never_fails(backend: Backend) {
-    let (app, admin) = app_and_admin(backend).await;
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
     for (sub, name) in [
         ("auth0|h1", "50%_off"),
         ("auth0|h2", "O'Brien"),
@@ -168,7 +176,7 @@ async fn hostile_search_text_matches_only_literally_and_never_fails(backend: Bac
         ("'; DELETE FROM users; --", &[]),
     ];
     for (text, expected) in cases {
-        let page = list(&app, &admin, &search(text)).await;
+        let page = app.list(&admin, &search(text)).await;
         assert_eq!(subs(&page), expected, "search {text:?}");
         assert_eq!(page["count"], expected.len(), "search {text:?}: count");
     }
@@ -183,7 +191,7 @@ async fn hostile_search_text_matches_only_literally_and_never_fails(backend: Bac
         .await;
     let problem = assert_problem(r, 400, "search of 256 characters").await;
     assert_eq!(problem["field"], "search", "{problem}");
-    assert_eq!(count(&app, &admin).await, 6, "every row is still there");
+    assert_eq!(app.count_users(&admin).await, 6, "every row is still there");
 }
 
 // ---------------------------------------------------------------- proxies
@@ -227,7 +235,7 @@ async fn page_links_follow_forwarded_headers_only_from_trusted_proxies(backend: 
             let created = expect_json(r, 201, case).await;
             assert_eq!(
                 location,
-                format!("{base}/users/{}", id_of(&created)),
+                Some(format!("{base}/users/{}", id_of(&created))),
                 "{case}: Location"
             );
         }

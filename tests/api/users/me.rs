@@ -1,7 +1,18 @@
 //! The caller's own profile: first sight, changes, deactivation, `last_seen_at`.
 
-use super::*;
-use crate::on_both_backends;
+use chrono::TimeDelta;
+use reqwest::Method;
+use serde_json::{Value, json};
+use usergate::users::model::now;
+
+use crate::{
+    on_both_backends,
+    support::{
+        app::{ALL, TestApp, id_of, search},
+        assert::{assert_problem, assert_user, expect_json, header, time},
+        db::{Backend, set_last_seen},
+    },
+};
 
 on_both_backends!(
     first_sight_creates_the_user_from_the_token_claims,
@@ -16,7 +27,7 @@ on_both_backends!(
 // ---------------------------------------------------------------- /users/me
 
 async fn first_sight_creates_the_user_from_the_token_claims(backend: Backend) {
-    let (app, admin) = app_and_admin(backend).await;
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
     let cases = [
         (
             "email and name claims are copied",
@@ -48,7 +59,7 @@ async fn first_sight_creates_the_user_from_the_token_claims(backend: Backend) {
         ),
     ];
     for (case, sub, claims, email, name) in cases {
-        let token = token_with(&app, sub, &[], &claims);
+        let token = app.token_with(sub, &[], &claims);
         let user = expect_json(app.get_me(&token).await, 200, case).await;
         assert_user(
             &user,
@@ -62,22 +73,21 @@ async fn first_sight_creates_the_user_from_the_token_claims(backend: Backend) {
         );
 
         // Claims are copied on creation only: later tokens don't rewrite the row.
-        let later = token_with(
-            &app,
+        let later = app.token_with(
             sub,
             &[],
             &json!({"email": "changed@example.com", "name": "Changed"}),
         );
         let again = expect_json(app.get_me(&later).await, 200, case).await;
         assert_eq!(again, user, "{case}: the same row, unchanged");
-        let found = list(&app, &admin, &search(sub)).await;
+        let found = app.list(&admin, &search(sub)).await;
         assert_eq!(found["count"], 1, "{case}: one row for the sub");
         assert_eq!(found["results"][0], user, "{case}: as listed");
     }
 }
 
 async fn concurrent_first_requests_create_exactly_one_row(backend: Backend) {
-    let (app, admin) = app_and_admin(backend).await;
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
     let token = app.token("auth0|eager", &[]);
     let responses = futures::future::join_all((0..8).map(|_| app.get_me(&token))).await;
     let mut seen = Vec::new();
@@ -88,14 +98,13 @@ async fn concurrent_first_requests_create_exactly_one_row(backend: Backend) {
     seen.sort_unstable();
     seen.dedup();
     assert_eq!(seen.len(), 1, "every request sees the same row: {seen:?}");
-    let found = list(&app, &admin, &search("auth0|eager")).await;
+    let found = app.list(&admin, &search("auth0|eager")).await;
     assert_eq!(found["count"], 1, "one row for the sub: {found}");
 }
 
 async fn users_change_their_own_name_and_email_and_null_clears_them(backend: Backend) {
     let app = TestApp::spawn_on(backend).await;
-    let token = token_with(
-        &app,
+    let token = app.token_with(
         "auth0|self",
         &[],
         &json!({"email": "old@example.com", "name": "Old Name"}),
@@ -189,7 +198,7 @@ async fn users_cannot_change_their_own_is_active(backend: Backend) {
 async fn a_deactivated_user_is_refused_everywhere_until_an_admin_reactivates_them(
     backend: Backend,
 ) {
-    let (app, admin) = app_and_admin(backend).await;
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
     // Every permission there is: deactivation trumps them all.
     let banned = app.token("auth0|banned", ALL);
     let victim = expect_json(app.get_me(&banned).await, 200, "first sight").await;
@@ -206,7 +215,7 @@ async fn a_deactivated_user_is_refused_everywhere_until_an_admin_reactivates_the
         .await;
     let deactivated = expect_json(r, 200, "deactivate").await;
     assert_eq!(deactivated["is_active"], false, "deactivate");
-    let users_before = count(&app, &admin).await;
+    let users_before = app.count_users(&admin).await;
 
     let name = json!({"name": "Changed"});
     let create = json!({"sub": "auth0|made-by-banned"});
@@ -237,26 +246,26 @@ async fn a_deactivated_user_is_refused_everywhere_until_an_admin_reactivates_the
                 .await
                 .expect("request"),
         };
-        let www = challenge(&r);
+        let www = header(&r, "www-authenticate");
         let problem = assert_problem(r, 403, case).await;
         assert_eq!(
             problem["type"], "urn:usergate:problem:user-inactive",
             "{case}: {problem}"
         );
-        assert_eq!(www, "", "{case}: not a token problem, so no challenge");
+        assert_eq!(www, None, "{case}: not a token problem, so no challenge");
     }
     assert_eq!(
-        get_user(&app, &admin, id_of(&other)).await,
+        app.get_user(&admin, id_of(&other)).await,
         other,
         "the other row is untouched"
     );
     assert_eq!(
-        get_user(&app, &admin, id_of(&victim)).await,
+        app.get_user(&admin, id_of(&victim)).await,
         deactivated,
         "own row untouched, still deactivated"
     );
     assert_eq!(
-        count(&app, &admin).await,
+        app.count_users(&admin).await,
         users_before,
         "nothing created or deleted"
     );
@@ -271,7 +280,7 @@ async fn a_deactivated_user_is_refused_everywhere_until_an_admin_reactivates_the
         &json!({"id": victim["id"], "is_active": true}),
         "after reactivation",
     );
-    list(&app, &banned, "").await;
+    app.list(&banned, "").await;
 
     // A user an admin creates inactive is refused from its very first request.
     app.create_user(
@@ -301,7 +310,7 @@ async fn last_seen_at_is_written_at_most_once_every_five_minutes(backend: Backen
 }
 
 async fn a_stale_or_missing_last_seen_at_is_refreshed_by_the_next_request(backend: Backend) {
-    let (app, admin) = app_and_admin(backend).await;
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
     // (case, how long ago it was last seen; None = never, refreshed?)
     let cases = [
         ("seen 4 minutes ago", Some(4), false),
@@ -318,8 +327,8 @@ async fn a_stale_or_missing_last_seen_at_is_refreshed_by_the_next_request(backen
             "{case}: created unseen"
         );
         let stale = minutes.map(|m| now() - TimeDelta::minutes(m));
-        set_last_seen(&app, &sub, stale).await;
-        let before = get_user(&app, &admin, id_of(&created)).await;
+        set_last_seen(&app.database_url, &sub, stale).await;
+        let before = app.get_user(&admin, id_of(&created)).await;
 
         let token = app.token(&sub, &[]);
         let user = expect_json(app.get_me(&token).await, 200, case).await;
@@ -339,7 +348,7 @@ async fn a_stale_or_missing_last_seen_at_is_refreshed_by_the_next_request(backen
         } else {
             assert_eq!(user, before, "{case}: left alone");
         }
-        let stored = get_user(&app, &admin, id_of(&created)).await;
+        let stored = app.get_user(&admin, id_of(&created)).await;
         assert_eq!(stored, user, "{case}: as stored");
         let again = expect_json(app.get_me(&token).await, 200, case).await;
         assert_eq!(again, user, "{case}: not moved again by the next request");

@@ -1,7 +1,16 @@
 //! Bad input: refused naming the field, changing nothing.
 
-use super::*;
-use crate::on_both_backends;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::{
+    on_both_backends,
+    support::{
+        app::{TestApp, id_of},
+        assert::{assert_problem, expect_json},
+        db::Backend,
+    },
+};
 
 on_both_backends!(
     invalid_bodies_are_refused_naming_the_field_and_change_nothing,
@@ -24,7 +33,7 @@ type Case = (
 );
 
 async fn invalid_bodies_are_refused_naming_the_field_and_change_nothing(backend: Backend) {
-    let (app, admin) = app_and_admin(backend).await;
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
     let own = app.token("auth0|target", &[]);
     let target = expect_json(app.get_me(&own).await, 200, "target").await;
     let r = app
@@ -42,7 +51,7 @@ async fn invalid_bodies_are_refused_naming_the_field_and_change_nothing(backend:
     };
     let target_path = format!("/users/{}", id_of(&target));
     let path = target_path.as_str();
-    let users_before = count(&app, &admin).await;
+    let users_before = app.count_users(&admin).await;
 
     let long_email = format!(
         "{}@{}.{}.{}",
@@ -156,12 +165,12 @@ async fn invalid_bodies_are_refused_naming_the_field_and_change_nothing(backend:
                 ),
             }
             assert_eq!(
-                get_user(&app, &admin, id_of(&target)).await,
+                app.get_user(&admin, id_of(&target)).await,
                 target,
                 "{case}: the row is unchanged"
             );
             assert_eq!(
-                count(&app, &admin).await,
+                app.count_users(&admin).await,
                 users_before,
                 "{case}: no new row"
             );
@@ -170,7 +179,7 @@ async fn invalid_bodies_are_refused_naming_the_field_and_change_nothing(backend:
 }
 
 async fn values_at_the_length_limits_are_accepted(backend: Backend) {
-    let (app, admin) = app_and_admin(backend).await;
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
     let email = format!(
         "{}@{}.{}.{}",
         "a".repeat(64),
@@ -203,7 +212,7 @@ async fn values_at_the_length_limits_are_accepted(backend: Backend) {
 }
 
 async fn invalid_list_queries_are_refused_naming_the_parameter(backend: Backend) {
-    let (app, admin) = app_and_admin(backend).await;
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
     let cases = [
         ("?limit=-1", "limit"),
         ("?limit=abc", "limit"),
@@ -231,8 +240,8 @@ async fn invalid_list_queries_are_refused_naming_the_parameter(backend: Backend)
 }
 
 async fn malformed_ids_are_refused_naming_the_id(backend: Backend) {
-    let (app, admin) = app_and_admin(backend).await;
-    let users_before = count(&app, &admin).await;
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
+    let users_before = app.count_users(&admin).await;
     for id in [
         "abc",
         "1.5",
@@ -256,11 +265,15 @@ async fn malformed_ids_are_refused_naming_the_id(backend: Backend) {
             assert_eq!(problem["field"], "id", "{case}: {problem}");
         }
     }
-    assert_eq!(count(&app, &admin).await, users_before, "nothing deleted");
+    assert_eq!(
+        app.count_users(&admin).await,
+        users_before,
+        "nothing deleted"
+    );
 }
 
 async fn bodies_over_64_kib_are_refused_with_413_however_they_are_framed(backend: Backend) {
-    let (app, admin) = app_and_admin(backend).await;
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
     let target = app
         .create_user(&admin, json!({"sub": "auth0|big-target", "name": "Target"}))
         .await;
@@ -285,7 +298,7 @@ async fn bodies_over_64_kib_are_refused_with_413_however_they_are_framed(backend
         )
         .await;
     expect_json(r, 201, "exactly 64 KiB is accepted").await;
-    let users_before = count(&app, &admin).await;
+    let users_before = app.count_users(&admin).await;
 
     for (case, method, path, body) in [
         (
@@ -322,13 +335,13 @@ async fn bodies_over_64_kib_are_refused_with_413_however_they_are_framed(backend
         ("chunked, one byte over", limit + 1),
         ("chunked, 300 KiB", 300 * 1024),
     ] {
-        let (status, response) = post_chunked(
-            &app,
-            "/users",
-            &admin,
-            padded(json!({"sub": "auth0|too-big-chunked"}), size),
-        )
-        .await;
+        let (status, response) = app
+            .post_chunked(
+                "/users",
+                &admin,
+                padded(json!({"sub": "auth0|too-big-chunked"}), size),
+            )
+            .await;
         assert_eq!(status, 413, "{case}: {response}");
         assert!(
             response
@@ -338,9 +351,9 @@ async fn bodies_over_64_kib_are_refused_with_413_however_they_are_framed(backend
         );
     }
     assert_eq!(
-        get_user(&app, &admin, id_of(&target)).await,
+        app.get_user(&admin, id_of(&target)).await,
         target,
         "the row is unchanged"
     );
-    assert_eq!(count(&app, &admin).await, users_before, "no new row");
+    assert_eq!(app.count_users(&admin).await, users_before, "no new row");
 }
