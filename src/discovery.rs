@@ -33,7 +33,8 @@ impl ProtectedResource {
 
 /// RFC 9728 metadata.
 #[utoipa::path(get, path = "/.well-known/oauth-protected-resource", tag = "health",
-    responses((status = 200, body = ProtectedResource)))]
+    responses((status = 200, description = "The metadata", body = ProtectedResource,
+        headers(("Cache-Control" = String, description = "Cacheable for an hour")))))]
 pub async fn protected_resource(metadata: web::Data<ProtectedResource>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))

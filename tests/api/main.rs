@@ -11,6 +11,8 @@ mod database;
 #[allow(dead_code)]
 mod helpers;
 mod jwks;
+mod methods;
+mod openapi_document;
 mod platform;
 mod process;
 mod users;
