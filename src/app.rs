@@ -197,7 +197,7 @@ struct State {
 impl State {
     fn cors(&self) -> Cors {
         let cors = Cors::default()
-            .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+            .allowed_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
             .allowed_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,

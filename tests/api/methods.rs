@@ -4,7 +4,7 @@
 use reqwest::Method;
 
 use crate::{
-    helpers::{Backend, TestApp, assert_problem, challenge},
+    helpers::{Backend, Options, TestApp, assert_problem, challenge},
     on_both_backends,
 };
 
@@ -184,4 +184,35 @@ async fn an_undeclared_method_on_a_users_path_is_405_with_allow_once_authenticat
         assert_eq!(got.as_deref(), Some(allow), "{context}: Allow");
         assert_problem(r, 405, &context).await;
     }
+}
+
+#[actix_web::test]
+async fn an_allowed_origin_may_send_head_where_it_may_send_get() {
+    let origin = "https://app.usergate.test";
+    let app =
+        TestApp::spawn_with(Options::new(Backend::Sqlite).env("CORS_ALLOWED_ORIGINS", origin))
+            .await;
+    let r = app
+        .client
+        .request(Method::OPTIONS, app.url("/users/me"))
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "HEAD")
+        .header("Access-Control-Request-Headers", "authorization")
+        .send()
+        .await
+        .expect("preflight");
+    assert_eq!(r.status(), 200, "preflight of a HEAD");
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header("access-control-allow-origin"), origin);
+    assert!(
+        header("access-control-allow-methods").contains("HEAD"),
+        "allowed methods: {}",
+        header("access-control-allow-methods")
+    );
 }

@@ -5,13 +5,11 @@ use std::fmt;
 
 use actix_web::HttpRequest;
 use serde::Deserialize;
-use serde_json::json;
-use utoipa::{
-    IntoParams, PartialSchema, ToSchema,
-    openapi::{KnownFormat, ObjectBuilder, RefOr, Schema, SchemaFormat, Type},
-};
+use utoipa::IntoParams;
 
 use crate::http::{RequestError, public_base_url};
+
+mod schema;
 
 /// A user's id in a path: a positive 64-bit integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,70 +101,6 @@ impl Offset {
         self.0
     }
 }
-
-/// An integer schema from `minimum` on, with the page parameters' description.
-fn integer_schema(minimum: i64, maximum: Option<i64>) -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(Type::Integer)
-        .minimum(Some(minimum))
-        .maximum(maximum)
-}
-
-impl PartialSchema for UserId {
-    fn schema() -> RefOr<Schema> {
-        integer_schema(1, None)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-            .into()
-    }
-}
-
-impl PartialSchema for Limit {
-    fn schema() -> RefOr<Schema> {
-        // No maximum: larger values are capped to `MAX`, not refused.
-        integer_schema(1, None)
-            .default(Some(json!(Self::DEFAULT)))
-            .description(Some(format!(
-                "Rows per page; values over {} are capped to {}.",
-                Self::MAX,
-                Self::MAX
-            )))
-            .into()
-    }
-}
-
-impl PartialSchema for Offset {
-    fn schema() -> RefOr<Schema> {
-        integer_schema(0, Some(Offset::MAX))
-            .default(Some(json!(0)))
-            .into()
-    }
-}
-
-impl PartialSchema for Search {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .max_length(Some(Search::MAX_LEN))
-            .pattern(Some(crate::fields::NO_CONTROL_PATTERN))
-            .into()
-    }
-}
-
-impl PartialSchema for Ordering {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .enum_values(Some(Self::choices().map(|o| o.to_string())))
-            .default(Some(json!(Self::DEFAULT.to_string())))
-            .into()
-    }
-}
-
-impl ToSchema for UserId {}
-impl ToSchema for Limit {}
-impl ToSchema for Offset {}
-impl ToSchema for Search {}
-impl ToSchema for Ordering {}
 
 /// Digits only; an overflow is a very large number, not an error.
 fn whole_number(field: &str, raw: Option<&str>) -> Result<Option<u64>, RequestError> {
