@@ -54,14 +54,14 @@ pub struct UserPage {
 }
 
 /// The caller's own user, created on first sight.
-#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, path = "/users/me", operation_id = "get_me", tag = "users", security(("bearer" = [])),
     responses((status = 200, description = "The caller's user", body = User), Protected))]
 pub async fn get_me(caller: CurrentUser) -> web::Json<Arc<User>> {
     web::Json(caller.0)
 }
 
 /// Change the caller's own `name` and `email`.
-#[utoipa::path(patch, path = "/users/me", tag = "users", security(("bearer" = [])), request_body = MeChanges,
+#[utoipa::path(patch, path = "/users/me", operation_id = "update_me", tag = "users", security(("bearer" = [])), request_body = MeChanges,
     responses((status = 200, description = "The changed user", body = User), Protected, WithBody))]
 pub async fn patch_me(
     caller: CurrentUser,
@@ -74,7 +74,7 @@ pub async fn patch_me(
 }
 
 /// List users, with pagination, search and ordering.
-#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = ["read:users"])), params(ListParams),
+#[utoipa::path(get, path = "/users", operation_id = "list_users", tag = "users", security(("bearer" = ["read:users"])), params(ListParams),
     responses((status = 200, description = "One page of users", body = UserPage), Protected))]
 pub async fn list(
     _: Require<ReadUsers>,
@@ -94,7 +94,7 @@ pub async fn list(
 }
 
 /// Create a user; 409 if the sub exists.
-#[utoipa::path(post, path = "/users", tag = "users", security(("bearer" = ["create:users"])), request_body = CreateUser,
+#[utoipa::path(post, path = "/users", operation_id = "create_user", tag = "users", security(("bearer" = ["create:users"])), request_body = CreateUser,
     responses((status = 201, description = "Created", body = User,
             headers(("Location" = String, description = "The new user's URL"))),
         Protected, WithBody, Conflict))]
@@ -112,7 +112,7 @@ pub async fn create(
 }
 
 /// One user: needs `read:users`, unless it is the caller's own id.
-#[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = ["read:users"])),
+#[utoipa::path(get, path = "/users/{id}", operation_id = "get_user", tag = "users", security(("bearer" = ["read:users"])),
     params(("id" = inline(UserId), Path, description = "User id")),
     responses((status = 200, description = "The user", body = User), Protected, NotFound))]
 pub async fn retrieve(
@@ -148,7 +148,7 @@ where
 }
 
 /// Delete a user.
-#[utoipa::path(delete, path = "/users/{id}", tag = "users", security(("bearer" = ["delete:users"])),
+#[utoipa::path(delete, path = "/users/{id}", operation_id = "delete_user", tag = "users", security(("bearer" = ["delete:users"])),
     params(("id" = inline(UserId), Path, description = "User id")),
     responses((status = 204, description = "Deleted"), Protected, NotFound))]
 pub async fn destroy(
@@ -166,14 +166,14 @@ pub mod change_docs {
     use super::*;
 
     /// Replace `email`, `name` and `is_active`.
-    #[utoipa::path(put, path = "/users/{id}", tag = "users", security(("bearer" = ["update:users"])), request_body = ReplaceUser,
+    #[utoipa::path(put, path = "/users/{id}", operation_id = "replace_user", tag = "users", security(("bearer" = ["update:users"])), request_body = ReplaceUser,
         params(("id" = inline(UserId), Path, description = "User id")),
         responses((status = 200, description = "The user, changed", body = User), Protected, NotFound, WithBody))]
     #[allow(dead_code)]
     pub fn replace() {}
 
     /// Change any of `email`, `name`, `is_active`.
-    #[utoipa::path(patch, path = "/users/{id}", tag = "users", security(("bearer" = ["update:users"])), request_body = UpdateUser,
+    #[utoipa::path(patch, path = "/users/{id}", operation_id = "update_user", tag = "users", security(("bearer" = ["update:users"])), request_body = UpdateUser,
         params(("id" = inline(UserId), Path, description = "User id")),
         responses((status = 200, description = "The user, changed", body = User), Protected, NotFound, WithBody))]
     #[allow(dead_code)]

@@ -140,7 +140,15 @@ async fn every_protected_operation_documents_its_errors_as_problem_json() {
             }
         }
     }
-    for (method, path, operation) in operations(&doc) {
+    let mut ids: Vec<&str> = Vec::new();
+    let all = operations(&doc);
+    for (method, path, operation) in &all {
+        let id = operation["operationId"].as_str().unwrap_or_default();
+        assert!(
+            !ids.contains(&id),
+            "{method} {path}: operationId {id} is unique"
+        );
+        ids.push(id);
         for (status, response) in operation["responses"].as_object().expect("responses") {
             let description = resolve(&doc, response)["description"]
                 .as_str()
