@@ -11,8 +11,6 @@ use actix_web::{
     web,
 };
 use anyhow::Context;
-use utoipa::OpenApi;
-use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::{
     auth::{
@@ -30,9 +28,10 @@ use crate::{
         access_log::{self, ReplicaId},
         problem::problem_fallback,
         request_id::{self, X_REQUEST_ID},
+        routes::get_resource as get,
     },
     metrics,
-    openapi::ApiDoc,
+    openapi::pages::{self, Docs},
     users::{self, UserCache},
 };
 
@@ -83,6 +82,7 @@ impl Application {
             verifier: web::Data::new(verifier),
             draining: web::Data::new(draining.clone()),
             metrics: web::Data::new(metrics::handle()),
+            docs: web::Data::new(Docs::new()),
             dev_jwks: dev_key.as_ref().map(|k| web::Data::new(DevJwks::of(k))),
             replica: web::Data::new(replica_id(port)),
         };
@@ -207,6 +207,7 @@ struct State {
     verifier: web::Data<Verifier>,
     draining: web::Data<Draining>,
     metrics: web::Data<metrics_exporter_prometheus::PrometheusHandle>,
+    docs: web::Data<Docs>,
     dev_jwks: Option<web::Data<DevJwks>>,
     replica: web::Data<ReplicaId>,
 }
@@ -214,7 +215,7 @@ struct State {
 impl State {
     fn cors(&self) -> Cors {
         let cors = Cors::default()
-            .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+            .allowed_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
             .allowed_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
@@ -229,32 +230,23 @@ impl State {
             .fold(cors, |cors, origin| cors.allowed_origin(origin))
     }
 
-    /// The routes outside `/users`: probes, metrics, metadata, docs.
+    /// The routes outside `/users`: probes, metrics, metadata, docs. Each
+    /// is a resource, so that another method is 405 with `Allow`, not 404.
     fn platform_routes(&self, cfg: &mut web::ServiceConfig) {
-        cfg.route("/healthz", web::get().to(health::healthz))
-            .route("/readyz", web::get().to(health::readyz))
-            .route("/metrics", web::get().to(metrics::render))
-            .route(
+        cfg.app_data(self.docs.clone())
+            .service(get("/healthz", health::healthz))
+            .service(get("/readyz", health::readyz))
+            .service(get("/metrics", metrics::render))
+            .service(get(
                 "/.well-known/oauth-protected-resource",
-                web::get().to(discovery::protected_resource),
-            )
-            .service(
-                SwaggerUi::new("/docs/{_:.*}")
-                    .url("/openapi.json", ApiDoc::openapi())
-                    // No spec validation: it would send the document's URL to swagger.io.
-                    .config(SwaggerConfig::new(["/openapi.json"]).validator_url("none")),
-            )
-            .route(
-                "/docs",
-                web::get().to(|| async {
-                    HttpResponse::PermanentRedirect()
-                        .insert_header((header::LOCATION, "/docs/"))
-                        .finish()
-                }),
-            );
+                discovery::protected_resource,
+            ))
+            .service(get(pages::DOCUMENT_PATH, pages::document))
+            .service(get("/docs", pages::redirect))
+            .service(get("/docs/{file:.*}", pages::file));
         if let Some(jwks) = &self.dev_jwks {
             cfg.app_data(jwks.clone())
-                .route("/.well-known/jwks.json", web::get().to(discovery::dev_jwks));
+                .service(get("/.well-known/jwks.json", discovery::dev_jwks));
         }
     }
 

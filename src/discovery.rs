@@ -32,8 +32,9 @@ impl ProtectedResource {
 }
 
 /// RFC 9728 metadata.
-#[utoipa::path(get, path = "/.well-known/oauth-protected-resource", tag = "health",
-    responses((status = 200, body = ProtectedResource)))]
+#[utoipa::path(get, path = "/.well-known/oauth-protected-resource", operation_id = "protected_resource_metadata", tag = "health",
+    responses((status = 200, description = "The metadata", body = ProtectedResource,
+        headers(("Cache-Control" = String, description = "Cacheable for an hour")))))]
 pub async fn protected_resource(metadata: web::Data<ProtectedResource>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))

@@ -4,25 +4,75 @@
 use std::fmt;
 
 use serde::Deserialize;
-use utoipa::ToSchema;
+use serde_json::json;
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{KnownFormat, ObjectBuilder, RefOr, Schema, SchemaFormat, Type},
+};
 
-/// An Auth0 subject: 1 to 255 characters, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+/// An Auth0 subject: 1 to 255 characters, no control characters, not blank.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-#[schema(value_type = String, min_length = 1, max_length = 255, example = "auth0|64a1f0c2e4b0d1a2b3c4d5e6")]
 pub struct Subject(String);
 
 /// An email address of at most 254 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-#[schema(value_type = String, format = Email, max_length = 254)]
 pub struct Email(String);
 
-/// A display name of 1 to 200 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+/// A display name of 1 to 200 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-#[schema(value_type = String, min_length = 1, max_length = 200)]
 pub struct Name(String);
+
+/// What `char::is_control` refuses (Unicode `Cc`), as a JSON Schema pattern.
+pub const NO_CONTROL_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
+
+/// [`NO_CONTROL_PATTERN`] with at least one character that is neither a
+/// control nor `char::is_whitespace` (which `str::trim` strips).
+const NOT_BLANK_PATTERN: &str = concat!(
+    r"^[^\x00-\x1F\x7F-\x9F]*",
+    r"[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+    r"[^\x00-\x1F\x7F-\x9F]*$"
+);
+
+/// A string of at most `max` characters matching `pattern`.
+fn text_schema(min: usize, max: usize, pattern: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(min))
+        .max_length(Some(max))
+        .pattern(Some(pattern))
+}
+
+impl PartialSchema for Subject {
+    fn schema() -> RefOr<Schema> {
+        text_schema(1, Self::MAX_LEN, NOT_BLANK_PATTERN)
+            .examples([json!("auth0|64a1f0c2e4b0d1a2b3c4d5e6")])
+            .into()
+    }
+}
+
+impl PartialSchema for Email {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+            .max_length(Some(Self::MAX_LEN))
+            .examples([json!("ada@example.com")])
+            .into()
+    }
+}
+
+impl PartialSchema for Name {
+    fn schema() -> RefOr<Schema> {
+        text_schema(1, Self::MAX_LEN, NO_CONTROL_PATTERN).into()
+    }
+}
+
+impl ToSchema for Subject {}
+impl ToSchema for Email {}
+impl ToSchema for Name {}
 
 fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)

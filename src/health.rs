@@ -48,14 +48,16 @@ pub struct Readiness {
 }
 
 /// The process is up and serving.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "health", responses((status = 200, description = "Serving", body = Health)))]
 pub async fn healthz() -> web::Json<Health> {
     web::Json(Health { status: "ok" })
 }
 
 /// Ready for traffic: the database answers and a key set is loaded.
-#[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "health",
+    responses((status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: the database or the keys are unavailable, or the server is draining",
+            body = Readiness, headers(("Retry-After" = String, description = "Seconds to wait before trying again")))))]
 pub async fn readyz(
     pool: web::Data<DbPool>,
     verifier: web::Data<Verifier>,

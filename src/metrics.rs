@@ -67,7 +67,7 @@ pub async fn middleware(
 
 /// Prometheus metrics: requests by route and status, latency, auth failures
 /// by reason, JWKS fetches, token cache, pool state.
-#[utoipa::path(get, path = "/metrics", tag = "health",
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "health",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn render(
     handle: web::Data<PrometheusHandle>,

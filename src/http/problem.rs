@@ -146,16 +146,23 @@ pub fn problem_fallback<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHa
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
-    // Deliberate non-error bodies (the readiness report) carry no error: keep them.
-    let Some(error) = res.response().error().filter(|_| !is_problem) else {
-        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
-    };
     let status = res.status();
+    // actix's own 405 (a resource without a route for the method) is a bare
+    // answer with `Allow` and no error.
+    let not_allowed = status == StatusCode::METHOD_NOT_ALLOWED;
+    let error = res.response().error().map(ToString::to_string);
+    // Deliberate non-error bodies (the readiness report) carry no error: keep them.
+    if is_problem || (error.is_none() && !not_allowed) {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
     let reason = status.canonical_reason().unwrap_or("Error");
-    let detail = if status.is_client_error() {
-        error.to_string()
-    } else {
-        reason.to_lowercase()
+    let detail = match error {
+        _ if not_allowed => format!(
+            "{} is not a method of this path; Allow lists the ones it has",
+            res.request().method()
+        ),
+        Some(error) if status.is_client_error() => error,
+        _ => reason.to_lowercase(),
     };
     let problem = Problem::new(
         status,

@@ -12,11 +12,11 @@ use crate::fields::{Email, Name, Subject};
 pub struct MeChanges {
     /// New email, or null to clear it.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, format = Email)]
+    #[schema(value_type = Option<Email>)]
     pub email: Option<Option<Email>>,
     /// New name, or null to clear it.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Name>)]
     pub name: Option<Option<Name>>,
 }
 
@@ -25,13 +25,10 @@ pub struct MeChanges {
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// The Auth0 subject; must not exist yet.
-    #[schema(value_type = String)]
     pub sub: Subject,
     /// Email address.
-    #[schema(value_type = Option<String>, format = Email)]
     pub email: Option<Email>,
     /// Display name.
-    #[schema(value_type = Option<String>)]
     pub name: Option<Name>,
     /// Defaults to true.
     #[serde(default, deserialize_with = "non_null")]
@@ -44,10 +41,8 @@ pub struct CreateUser {
 #[serde(deny_unknown_fields)]
 pub struct ReplaceUser {
     /// Email address (null or absent clears it).
-    #[schema(value_type = Option<String>, format = Email)]
     pub email: Option<Email>,
     /// Display name (null or absent clears it).
-    #[schema(value_type = Option<String>)]
     pub name: Option<Name>,
     /// Active flag.
     pub is_active: bool,
@@ -59,11 +54,11 @@ pub struct ReplaceUser {
 pub struct UpdateUser {
     /// New email, or null to clear it.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, format = Email)]
+    #[schema(value_type = Option<Email>)]
     pub email: Option<Option<Email>>,
     /// New name, or null to clear it.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Name>)]
     pub name: Option<Option<Name>>,
     /// New active flag.
     #[serde(default, deserialize_with = "non_null")]

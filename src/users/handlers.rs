@@ -12,23 +12,28 @@ use super::{
     dto::{CreateUser, MeChanges, ReplaceUser, UpdateUser},
     model::{User, UserChanges},
     permissions::{CreateUsers, DeleteUsers, ReadUsers, UpdateUsers},
-    query::{ListParams, parse_id},
+    query::{ListParams, UserId},
     service,
 };
 use crate::{
     auth::{Authenticated, Permission, Require, Verifier},
     db::DbPool,
     error::ApiError,
-    http::{Problem, json::JsonBody, public_base_url},
+    http::{json::JsonBody, public_base_url, routes::get_or_head},
+    openapi::responses::{Conflict, NotFound, Protected, WithBody},
 };
 
 /// Routes of the `/users` scope (`app` wraps them in the auth and users middleware).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("").get(list).post(create))
-        .service(web::resource("/me").get(get_me).patch(patch_me))
+    cfg.service(web::resource("").route(get_or_head().to(list)).post(create))
+        .service(
+            web::resource("/me")
+                .route(get_or_head().to(get_me))
+                .patch(patch_me),
+        )
         .service(
             web::resource("/{id}")
-                .get(retrieve)
+                .route(get_or_head().to(retrieve))
                 .put(change::<ReplaceUser>)
                 .patch(change::<UpdateUser>)
                 .delete(destroy),
@@ -49,15 +54,15 @@ pub struct UserPage {
 }
 
 /// The caller's own user, created on first sight.
-#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])),
-    responses((status = 200, body = User), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/users/me", operation_id = "get_me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, description = "The caller's user", body = User), Protected))]
 pub async fn get_me(caller: CurrentUser) -> web::Json<Arc<User>> {
     web::Json(caller.0)
 }
 
 /// Change the caller's own `name` and `email`.
-#[utoipa::path(patch, path = "/users/me", tag = "users", security(("bearer" = [])), request_body = MeChanges,
-    responses((status = 200, body = User), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(patch, path = "/users/me", operation_id = "update_me", tag = "users", security(("bearer" = [])), request_body = MeChanges,
+    responses((status = 200, description = "The changed user", body = User), Protected, WithBody))]
 pub async fn patch_me(
     caller: CurrentUser,
     pool: web::Data<DbPool>,
@@ -69,8 +74,8 @@ pub async fn patch_me(
 }
 
 /// List users, with pagination, search and ordering.
-#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = ["read:users"])), params(ListParams),
-    responses((status = 200, body = UserPage), (status = 400, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/users", operation_id = "list_users", tag = "users", security(("bearer" = ["read:users"])), params(ListParams),
+    responses((status = 200, description = "One page of users", body = UserPage), Protected))]
 pub async fn list(
     _: Require<ReadUsers>,
     req: HttpRequest,
@@ -89,9 +94,10 @@ pub async fn list(
 }
 
 /// Create a user; 409 if the sub exists.
-#[utoipa::path(post, path = "/users", tag = "users", security(("bearer" = ["create:users"])), request_body = CreateUser,
-    responses((status = 201, body = User, headers(("Location" = String))), (status = 400, body = Problem),
-        (status = 403, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(post, path = "/users", operation_id = "create_user", tag = "users", security(("bearer" = ["create:users"])), request_body = CreateUser,
+    responses((status = 201, description = "Created", body = User,
+            headers(("Location" = String, description = "The new user's URL"))),
+        Protected, WithBody, Conflict))]
 pub async fn create(
     _: Require<CreateUsers>,
     req: HttpRequest,
@@ -107,9 +113,9 @@ pub async fn create(
 }
 
 /// One user: needs `read:users`, unless it is the caller's own id.
-#[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = ["read:users"])),
-    params(("id" = i64, Path, description = "User id")),
-    responses((status = 200, body = User), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/users/{id}", operation_id = "get_user", tag = "users", security(("bearer" = ["read:users"])),
+    params(("id" = inline(UserId), Path, description = "User id")),
+    responses((status = 200, description = "The user", body = User), Protected, NotFound))]
 pub async fn retrieve(
     req: HttpRequest,
     caller: Authenticated,
@@ -117,7 +123,7 @@ pub async fn retrieve(
     pool: web::Data<DbPool>,
     id: web::Path<String>,
 ) -> Result<web::Json<Arc<User>>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = UserId::parse(&id)?.get();
     // A machine client has no row of its own: it needs the permission.
     if let Some(user) = user.filter(|user| user.0.id == id) {
         return Ok(web::Json(user.0));
@@ -138,15 +144,15 @@ pub async fn change<B>(
 where
     B: DeserializeOwned + Into<UserChanges> + 'static,
 {
-    let id = parse_id(&id)?;
+    let id = UserId::parse(&id)?.get();
     let user = service::update(&pool, &cache, id, body.0.into()).await?;
     Ok(web::Json(user))
 }
 
 /// Delete a user.
-#[utoipa::path(delete, path = "/users/{id}", tag = "users", security(("bearer" = ["delete:users"])),
-    params(("id" = i64, Path, description = "User id")),
-    responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(delete, path = "/users/{id}", operation_id = "delete_user", tag = "users", security(("bearer" = ["delete:users"])),
+    params(("id" = inline(UserId), Path, description = "User id")),
+    responses((status = 204, description = "Deleted"), Protected, NotFound))]
 pub async fn destroy(
     _: Require<DeleteUsers>,
     pool: web::Data<DbPool>,
@@ -154,7 +160,7 @@ pub async fn destroy(
     verifier: web::Data<Verifier>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    service::delete(&pool, &cache, &verifier, parse_id(&id)?).await?;
+    service::delete(&pool, &cache, &verifier, UserId::parse(&id)?.get()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -163,16 +169,16 @@ pub mod change_docs {
     use super::*;
 
     /// Replace `email`, `name` and `is_active`.
-    #[utoipa::path(put, path = "/users/{id}", tag = "users", security(("bearer" = ["update:users"])), request_body = ReplaceUser,
-        params(("id" = i64, Path, description = "User id")),
-        responses((status = 200, body = User), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    #[utoipa::path(put, path = "/users/{id}", operation_id = "replace_user", tag = "users", security(("bearer" = ["update:users"])), request_body = ReplaceUser,
+        params(("id" = inline(UserId), Path, description = "User id")),
+        responses((status = 200, description = "The user, changed", body = User), Protected, NotFound, WithBody))]
     #[allow(dead_code)]
     pub fn replace() {}
 
     /// Change any of `email`, `name`, `is_active`.
-    #[utoipa::path(patch, path = "/users/{id}", tag = "users", security(("bearer" = ["update:users"])), request_body = UpdateUser,
-        params(("id" = i64, Path, description = "User id")),
-        responses((status = 200, body = User), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    #[utoipa::path(patch, path = "/users/{id}", operation_id = "update_user", tag = "users", security(("bearer" = ["update:users"])), request_body = UpdateUser,
+        params(("id" = inline(UserId), Path, description = "User id")),
+        responses((status = 200, description = "The user, changed", body = User), Protected, NotFound, WithBody))]
     #[allow(dead_code)]
     pub fn update() {}
 }

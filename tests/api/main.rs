@@ -11,6 +11,8 @@ mod database;
 mod fleet;
 mod jwks;
 mod lifecycle;
+mod methods;
+mod openapi_document;
 mod platform;
 mod process;
 mod replicas;

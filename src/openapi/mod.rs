@@ -1,16 +1,21 @@
-//! The OpenAPI document, generated from the handlers' annotations.
+//! The OpenAPI document, generated from the handlers' annotations and the
+//! types that parse each request, and the pages that serve it.
+
+pub mod pages;
+pub mod responses;
 
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
 };
 
+use self::responses::SharedResponses;
 use crate::{discovery, health, http::Problem, metrics, users};
 
 /// The API of usergate.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "usergate", description = "Auth0-protected users API. Each operation's security lists the permission it needs (from the token's `scope` or `permissions`)."),
+    info(title = "usergate", description = "Auth0-protected users API. Each operation's security lists the permission it needs (from the token's `scope` or `permissions`). Every error is `application/problem+json`; a method a path does not have is 405 with `Allow`, and `HEAD` answers wherever `GET` does."),
     paths(
         health::healthz,
         health::readyz,
@@ -26,7 +31,7 @@ use crate::{discovery, health, http::Problem, metrics, users};
         users::handlers::destroy,
     ),
     components(schemas(Problem, users::User)),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &SharedResponses),
     tags((name = "users", description = "The local users table"), (name = "health", description = "Probes"))
 )]
 pub struct ApiDoc;

@@ -9,25 +9,45 @@ use utoipa::IntoParams;
 
 use crate::http::{RequestError, public_base_url};
 
-/// Parses a path id, answering 400 for anything but a positive 64-bit integer.
-pub fn parse_id(raw: &str) -> Result<i64, RequestError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| RequestError::invalid("id", "must be a positive integer"))
+mod schema;
+
+/// A user's id in a path: a positive 64-bit integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserId(i64);
+
+impl UserId {
+    /// Parses a path id, answering 400 for anything but a positive 64-bit integer.
+    pub fn parse(raw: &str) -> Result<Self, RequestError> {
+        raw.parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .map(Self)
+            .ok_or_else(|| RequestError::invalid("id", "must be a positive integer"))
+    }
+
+    /// The id.
+    pub fn get(self) -> i64 {
+        self.0
+    }
 }
 
-/// Query of `GET /users`, as sent (parsed into a [`ListQuery`]).
+/// Query of `GET /users`, as sent (parsed into a [`ListQuery`]); each
+/// parameter is documented by the type that parses it.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Rows per page: 1 to 100 (larger values are capped), default 50.
+    /// Rows per page, default 50; values over 100 are capped to 100.
+    #[param(value_type = Option<Limit>, inline)]
     pub limit: Option<String>,
     /// Rows to skip, default 0.
+    #[param(value_type = Option<Offset>, inline)]
     pub offset: Option<String>,
-    /// Case-insensitive text to find in sub, email or name.
+    /// Case-insensitive text to find in sub, email or name (surrounding
+    /// whitespace is ignored; blank means no search).
+    #[param(value_type = Option<Search>, inline)]
     pub search: Option<String>,
-    /// `id`, `created_at` or `email`; prefix `-` for descending.
+    /// Sort order: a column, prefixed with `-` for descending; default `id`.
+    #[param(value_type = Option<Ordering>, inline)]
     pub ordering: Option<String>,
 }
 
@@ -62,13 +82,16 @@ impl Limit {
 pub struct Offset(i64);
 
 impl Offset {
+    /// The largest offset.
+    pub const MAX: i64 = u32::MAX as i64;
+
     fn parse(raw: Option<&str>) -> Result<Self, RequestError> {
         match whole_number("offset", raw)?.map(u32::try_from) {
             None => Ok(Self(0)),
             Some(Ok(n)) => Ok(Self(i64::from(n))),
             Some(Err(_)) => Err(RequestError::invalid(
                 "offset",
-                format!("must be at most {}", u32::MAX),
+                format!("must be at most {}", Self::MAX),
             )),
         }
     }
@@ -120,23 +143,27 @@ impl Ordering {
         descending: false,
     };
 
+    /// Every order a list can be asked for, each column ascending then descending.
+    pub fn choices() -> impl Iterator<Item = Self> {
+        [OrderField::Id, OrderField::CreatedAt, OrderField::Email]
+            .into_iter()
+            .flat_map(|field| [false, true].map(|descending| Self { field, descending }))
+    }
+
+    /// Exactly one of the [`choices`](Self::choices), as written by `Display`.
     fn parse(raw: Option<&str>) -> Result<Option<Self>, RequestError> {
-        let Some(raw) = raw.map(str::trim).filter(|o| !o.is_empty()) else {
+        let Some(raw) = raw else {
             return Ok(None);
         };
-        let (descending, name) = raw.strip_prefix('-').map_or((false, raw), |f| (true, f));
-        let field = match name {
-            "id" => OrderField::Id,
-            "created_at" => OrderField::CreatedAt,
-            "email" => OrderField::Email,
-            _ => {
-                return Err(RequestError::invalid(
+        Self::choices()
+            .find(|choice| choice.to_string() == raw)
+            .map(Some)
+            .ok_or_else(|| {
+                RequestError::invalid(
                     "ordering",
                     "must be one of id, created_at, email, optionally prefixed with - for descending",
-                ));
-            }
-        };
-        Ok(Some(Self { field, descending }))
+                )
+            })
     }
 }
 
@@ -151,26 +178,36 @@ impl fmt::Display for Ordering {
     }
 }
 
-/// Case-insensitive text to find, 1 to 255 characters, no control characters.
+/// The `search` parameter: at most [`Search::MAX_LEN`] characters as sent,
+/// no control characters; blank means no search.
+pub struct Search;
+
+impl Search {
+    /// Longest accepted search, in characters.
+    pub const MAX_LEN: usize = 255;
+}
+
+/// Case-insensitive text to find: [`Search`]'s rules, trimmed.
 fn parse_search(raw: Option<&str>) -> Result<Option<String>, RequestError> {
-    let Some(search) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+    let Some(raw) = raw else {
         return Ok(None);
     };
-    if search.chars().count() > 255 {
+    if raw.chars().count() > Search::MAX_LEN {
         return Err(RequestError::invalid(
             "search",
-            "must be at most 255 characters",
+            format!("must be at most {} characters", Search::MAX_LEN),
         ));
     }
     // No row holds one (the fields refuse them), and PostgreSQL rejects NUL
     // in text while SQLite cuts the pattern at it, matching every row.
-    if search.chars().any(char::is_control) {
+    if raw.chars().any(char::is_control) {
         return Err(RequestError::invalid(
             "search",
             "must not contain control characters",
         ));
     }
-    Ok(Some(search.to_owned()))
+    let search = raw.trim();
+    Ok((!search.is_empty()).then(|| search.to_owned()))
 }
 
 /// A valid list request.
@@ -266,9 +303,28 @@ mod tests {
 
     #[test]
     fn ids_must_be_positive_integers() {
-        assert_eq!(parse_id("42").ok(), Some(42));
+        assert_eq!(UserId::parse("42").map(UserId::get).ok(), Some(42));
         for bad in ["0", "-1", "abc", "1.5", "99999999999999999999"] {
-            assert!(parse_id(bad).is_err(), "{bad}");
+            assert!(UserId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn orderings_are_exactly_the_documented_choices() {
+        let choices: Vec<String> = Ordering::choices().map(|o| o.to_string()).collect();
+        assert_eq!(
+            choices,
+            ["id", "-id", "created_at", "-created_at", "email", "-email"]
+        );
+        for choice in &choices {
+            assert!(params("", "", choice).parse().is_ok(), "{choice}");
+        }
+        for bad in ["", " id", "id ", "--id", "name"] {
+            let sent = ListParams {
+                ordering: Some(bad.to_owned()),
+                ..ListParams::default()
+            };
+            assert!(sent.parse().is_err(), "{bad:?}");
         }
     }
 }
