@@ -7,6 +7,7 @@ mod auth;
 mod browser;
 mod cli;
 mod database;
+mod hardening;
 // Shared by every area; an area may use only part of it.
 #[allow(dead_code)]
 mod helpers;
