@@ -6,6 +6,7 @@ use actix_web::{
     Error, HttpResponse,
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
+    http::Method,
     middleware::Next,
     web,
 };
@@ -41,13 +42,15 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Middleware: counts requests and times them, by route pattern (never the raw path).
+/// Middleware: counts requests and times them. Every label comes from a
+/// fixed set, so that nothing a client sends can grow the label set: the
+/// method (or `OTHER`), the route pattern (or `unmatched`), the status.
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let start = Instant::now();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let response = next.call(req).await?;
     let route = response
         .request()
@@ -55,7 +58,7 @@ pub async fn middleware(
         .unwrap_or_else(|| "unmatched".to_owned());
     let status = response.status().as_u16().to_string();
     let labels = [
-        ("method", method.as_str().to_owned()),
+        ("method", method.to_owned()),
         ("route", route),
         ("status", status),
     ];
@@ -63,6 +66,26 @@ pub async fn middleware(
     metrics::histogram!("usergate_http_request_duration_seconds", &labels)
         .record(start.elapsed().as_secs_f64());
     Ok(response)
+}
+
+/// The method as a label or a log field: a standard method's name, else
+/// `OTHER` (a client can make up any number of methods, of any length).
+pub fn method_label(method: &Method) -> &'static str {
+    static STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::CONNECT,
+    ];
+    STANDARD
+        .iter()
+        .find(|m| *m == method)
+        .map_or("OTHER", Method::as_str)
 }
 
 /// Prometheus metrics: requests by route and status, latency, auth failures

@@ -58,10 +58,12 @@ impl AuthSettings {
             jwks_url,
             audiences,
             algorithms,
-            leeway_secs: env.parse_or("AUTH_LEEWAY_SECS", 60)?,
-            jwks_refresh: env.positive_secs("JWKS_REFRESH_SECS", 600)?,
-            jwks_cooldown: env.secs("JWKS_COOLDOWN_SECS", 30)?,
-            jwks_timeout: env.positive_secs("JWKS_TIMEOUT_SECS", 5)?,
+            // Bounded so that no time arithmetic can overflow and no setting
+            // turns a safeguard off (a zero cooldown fetches on every unknown kid).
+            leeway_secs: env.secs_in("AUTH_LEEWAY_SECS", 60, 0..=300)?.as_secs(),
+            jwks_refresh: env.secs_in("JWKS_REFRESH_SECS", 600, 1..=86_400)?,
+            jwks_cooldown: env.secs_in("JWKS_COOLDOWN_SECS", 30, 1..=3_600)?,
+            jwks_timeout: env.secs_in("JWKS_TIMEOUT_SECS", 5, 1..=60)?,
         })
     }
 }

@@ -21,11 +21,18 @@ pub struct CurrentUser(pub Arc<User>);
 /// Middleware: runs after the bearer middleware and inserts [`CurrentUser`].
 pub async fn middleware(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let user = current_user(&req).await?;
+    let user = match current_user(&req).await {
+        Ok(user) => user,
+        // Answered here, so that the outer middleware (request id, metrics,
+        // security headers) see this answer like any other.
+        Err(e) => return Ok(req.error_response(e).map_into_right_body()),
+    };
     req.extensions_mut().insert(CurrentUser(user));
-    next.call(req).await
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 async fn current_user(req: &ServiceRequest) -> Result<Arc<User>, ApiError> {

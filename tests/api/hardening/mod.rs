@@ -3,4 +3,8 @@
 //! bodies, dev mode by accident, tightened claims and keys, configuration
 //! bounds, names that lie, security headers, and property tests.
 
+mod answers;
+mod metrics;
+mod processes;
 mod tokens;
+mod urls;
