@@ -6,5 +6,6 @@
 mod answers;
 mod metrics;
 mod processes;
+mod properties;
 mod tokens;
 mod urls;
