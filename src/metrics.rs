@@ -1,6 +1,9 @@
 //! Prometheus metrics: the recorder, the request middleware and `/metrics`.
 
-use std::{sync::OnceLock, time::Instant};
+use std::{
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
 
 use actix_web::{
     Error, HttpResponse,
@@ -37,9 +40,31 @@ pub fn handle() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only if another recorder is installed, which this crate never does.
             let _ = metrics::set_global_recorder(recorder);
+            spawn_upkeep(handle.clone());
             handle
         })
         .clone()
+}
+
+/// How often recorded latencies are folded into their buckets.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The recorder keeps every latency sample until it is folded into the
+/// histogram's buckets, which a scrape does; without scrapes (or with
+/// `/metrics` never read) memory would grow with every request. One thread
+/// folds them on an interval, so memory stays flat whatever the scraping.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("metrics upkeep thread could not start: {e}");
+    }
 }
 
 /// Middleware: counts requests and times them. Every label comes from a
