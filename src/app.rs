@@ -1,6 +1,10 @@
 //! Wiring only: one function builds the app for production and for tests.
 
-use std::{net::TcpListener, sync::Arc, time::Duration};
+use std::{
+    net::{SocketAddr, TcpListener},
+    sync::Arc,
+    time::Duration,
+};
 
 use actix_cors::Cors;
 use actix_web::{
@@ -24,8 +28,9 @@ use crate::{
     error::ApiError,
     health::{self, Draining},
     http::{
-        RequestError, TrustedProxies,
+        PublicUrl, RequestError, TrustedProxies,
         access_log::{self, ReplicaId},
+        headers::middleware as security_headers,
         problem::problem_fallback,
         request_id::{self, X_REQUEST_ID},
         routes::get_resource as get,
@@ -42,6 +47,8 @@ pub struct Application {
     draining: Draining,
     drain: Duration,
     dev_key: Option<Arc<DevKey>>,
+    /// `/metrics` on its own listener (`METRICS_ADDR`), and its port.
+    metrics: Option<(Server, u16)>,
 }
 
 impl Application {
@@ -68,12 +75,15 @@ impl Application {
         // Every blocking task holds a pooled connection: more threads would only wait.
         let pool_size = settings.database.pool_size as usize;
         let drain = settings.http.shutdown_drain;
+        let metrics_addr = settings.http.metrics_addr;
 
         let users = UserCache::default();
         users::invalidation::start(&settings.database.url, &users)
             .await
             .context("starting the user cache invalidation listener")?;
         let state = State {
+            public_url: web::Data::new(settings.http.public_url.clone()),
+            metrics_on_api: metrics_addr.is_none(),
             metadata: web::Data::new(ProtectedResource::of(&settings.auth)),
             trusted_proxies: web::Data::new(settings.http.trusted_proxies.clone()),
             http: web::Data::new(settings.http),
@@ -86,6 +96,9 @@ impl Application {
             dev_jwks: dev_key.as_ref().map(|k| web::Data::new(DevJwks::of(k))),
             replica: web::Data::new(replica_id(port)),
         };
+        let metrics = metrics_addr
+            .map(|addr| metrics_server(addr, &state))
+            .transpose()?;
         let server = HttpServer::new(move || state.clone().app())
             .server_hostname(authority)
             .listen(listener)?
@@ -99,7 +112,13 @@ impl Application {
             draining,
             drain,
             dev_key,
+            metrics,
         })
+    }
+
+    /// The port of the `/metrics` listener, when `METRICS_ADDR` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
     }
 
     /// The bound port.
@@ -117,6 +136,11 @@ impl Application {
     /// finishing in-flight requests.
     pub async fn run(self) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let metrics = self.metrics.map(|(server, _)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let (draining, drain) = (self.draining, self.drain);
         tokio::spawn(async move {
             wait_for_signal().await;
@@ -124,9 +148,41 @@ impl Application {
             draining.start();
             tokio::time::sleep(drain).await;
             handle.stop(true).await;
+            if let Some(metrics) = metrics {
+                metrics.stop(true).await;
+            }
         });
         self.server.await
     }
+}
+
+/// A one-worker server answering `GET /metrics` only, bound to `addr`.
+fn metrics_server(addr: SocketAddr, state: &State) -> anyhow::Result<(Server, u16)> {
+    let listener = TcpListener::bind(addr)
+        .with_context(|| format!("METRICS_ADDR: cannot listen on {addr}"))?;
+    let port = listener.local_addr()?.port();
+    let (handle, pool, verifier) = (
+        state.metrics.clone(),
+        state.pool.clone(),
+        state.verifier.clone(),
+    );
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(handle.clone())
+            .app_data(pool.clone())
+            .app_data(verifier.clone())
+            .route("/metrics", web::get().to(metrics::render))
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(ApiError::NoRoute)
+            }))
+            .wrap(from_fn(security_headers))
+    })
+    .workers(1)
+    .listen(listener)?
+    .disable_signals()
+    .shutdown_timeout(5)
+    .run();
+    Ok((server, port))
 }
 
 /// The pool, with the schema migrated.
@@ -200,6 +256,9 @@ async fn wait_for_signal() {
 #[derive(Clone)]
 struct State {
     http: web::Data<HttpSettings>,
+    public_url: web::Data<Option<PublicUrl>>,
+    /// Whether `/metrics` is served on the API port (no `METRICS_ADDR`).
+    metrics_on_api: bool,
     trusted_proxies: web::Data<TrustedProxies>,
     metadata: web::Data<ProtectedResource>,
     pool: web::Data<DbPool>,
@@ -236,7 +295,6 @@ impl State {
         cfg.app_data(self.docs.clone())
             .service(get("/healthz", health::healthz))
             .service(get("/readyz", health::readyz))
-            .service(get("/metrics", metrics::render))
             .service(get(
                 "/.well-known/oauth-protected-resource",
                 discovery::protected_resource,
@@ -244,6 +302,9 @@ impl State {
             .service(get(pages::DOCUMENT_PATH, pages::document))
             .service(get("/docs", pages::redirect))
             .service(get("/docs/{file:.*}", pages::file));
+        if self.metrics_on_api {
+            cfg.service(get("/metrics", metrics::render));
+        }
         if let Some(jwks) = &self.dev_jwks {
             cfg.app_data(jwks.clone())
                 .service(get("/.well-known/jwks.json", discovery::dev_jwks));
@@ -265,6 +326,7 @@ impl State {
         let has_cors = !self.http.cors_allowed_origins.is_empty();
         App::new()
             .app_data(self.trusted_proxies.clone())
+            .app_data(self.public_url.clone())
             .app_data(self.metadata.clone())
             .app_data(self.pool.clone())
             .app_data(self.users.clone())
@@ -293,6 +355,7 @@ impl State {
             // Answers made outside our handlers (CORS refusals, actix's own
             // errors) become problem+json too.
             .wrap(ErrorHandlers::new().default_handler(problem_fallback))
+            .wrap(from_fn(security_headers))
             .wrap(from_fn(metrics::middleware))
             .wrap(from_fn(request_id::middleware))
             .wrap(Condition::new(

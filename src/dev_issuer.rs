@@ -174,7 +174,7 @@ impl DevKey {
         let claims = MintedClaims {
             request,
             iat,
-            exp: iat + request.ttl.as_secs(),
+            exp: iat.saturating_add(request.ttl.as_secs()),
         };
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(self.kid.clone());

@@ -78,7 +78,26 @@ fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
 
-/// What every text field checks: 1 to `max` characters, no control characters.
+/// Characters that make text display other than it is stored: bidi
+/// embeddings, overrides, isolates and marks (U+202E turns "txt.exe" into
+/// "exe.txt" on screen), and zero-width characters that make two equal-looking
+/// values differ.
+fn is_invisible_or_bidi(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200E}'
+            | '\u{200F}'
+            | '\u{061C}'
+            | '\u{200B}'..='\u{200D}'
+            | '\u{2060}'
+            | '\u{FEFF}'
+    )
+}
+
+/// What every text field checks: 1 to `max` characters, not blank, no
+/// control, bidi or zero-width characters.
 fn check_text(s: &str, max: usize, if_empty: &'static str) -> Result<(), String> {
     let len = s.chars().count();
     if len == 0 {
@@ -89,6 +108,12 @@ fn check_text(s: &str, max: usize, if_empty: &'static str) -> Result<(), String>
     }
     if has_control(s) {
         return Err("must not contain control characters".into());
+    }
+    if s.chars().any(is_invisible_or_bidi) {
+        return Err("must not contain bidi control or zero-width characters".into());
+    }
+    if s.trim().is_empty() {
+        return Err("must not be blank (whitespace only)".into());
     }
     Ok(())
 }
@@ -121,6 +146,7 @@ impl Email {
         }
         if has_control(&s)
             || s.contains(char::is_whitespace)
+            || s.chars().any(is_invisible_or_bidi)
             || !email_address::EmailAddress::is_valid(&s)
         {
             return Err("is not a valid email address".into());
@@ -210,5 +236,31 @@ mod tests {
         );
         assert!(Name::parse("é".repeat(201)).is_err());
         assert!(Name::parse("").is_err());
+    }
+
+    #[test]
+    fn names_that_display_other_than_they_are_are_refused() {
+        for bad in [
+            " ",
+            "\u{3000}\u{2003}",
+            "Ada\u{202E}txt.exe",
+            "A\u{202A}b",
+            "A\u{2066}b",
+            "A\u{2069}b",
+            "A\u{200E}b",
+            "A\u{200F}b",
+            "A\u{061C}b",
+            "A\u{200B}da",
+            "A\u{200C}b",
+            "A\u{200D}b",
+            "A\u{2060}da",
+            "\u{FEFF}Ada",
+        ] {
+            assert!(Name::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            Name::parse(" Ada ").is_ok(),
+            "spaces around a name are kept"
+        );
     }
 }

@@ -124,6 +124,18 @@ fn serve(dev: bool) -> anyhow::Result<ExitCode> {
             );
             eprintln!("* Never run this in production.");
             eprintln!("{}", "*".repeat(72));
+            if !settings.dev.ignored.is_empty() {
+                log::warn!(
+                    "dev mode ignores {}: tokens are checked against the local dev issuer {}",
+                    settings.dev.ignored.join(", "),
+                    settings.auth.issuer
+                );
+            }
+        } else if settings.http.public_url.is_none() {
+            log::warn!(
+                "PUBLIC_URL is not set: absolute URLs (links, Location, challenges) are built \
+                 from each request's Host header; set it to the URL clients use"
+            );
         }
         log::info!(
             "usergate starting on {}:{} with {} ({})",

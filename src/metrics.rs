@@ -1,6 +1,9 @@
 //! Prometheus metrics: the recorder, the request middleware and `/metrics`.
 
-use std::{sync::OnceLock, time::Instant};
+use std::{
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
 
 use actix_web::{
     Error, HttpResponse,
@@ -11,7 +14,7 @@ use actix_web::{
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::{auth::Verifier, db::DbPool};
+use crate::{auth::Verifier, db::DbPool, http::access_log::method_label};
 
 /// Latency buckets in seconds, from 100 µs to 5 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -36,18 +39,42 @@ pub fn handle() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only if another recorder is installed, which this crate never does.
             let _ = metrics::set_global_recorder(recorder);
+            spawn_upkeep(handle.clone());
             handle
         })
         .clone()
 }
 
-/// Middleware: counts requests and times them, by route pattern (never the raw path).
+/// How often recorded latencies are folded into their buckets.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The recorder keeps every latency sample until it is folded into the
+/// histogram's buckets, which a scrape does; without scrapes (or with
+/// `/metrics` never read) memory would grow with every request. One thread
+/// folds them on an interval, so memory stays flat whatever the scraping.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("metrics upkeep thread could not start: {e}");
+    }
+}
+
+/// Middleware: counts requests and times them. Every label comes from a
+/// fixed set, so that nothing a client sends can grow the label set: the
+/// method (or `OTHER`), the route pattern (or `unmatched`), the status.
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let start = Instant::now();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let response = next.call(req).await?;
     let route = response
         .request()
@@ -55,7 +82,7 @@ pub async fn middleware(
         .unwrap_or_else(|| "unmatched".to_owned());
     let status = response.status().as_u16().to_string();
     let labels = [
-        ("method", method.as_str().to_owned()),
+        ("method", method.to_owned()),
         ("route", route),
         ("status", status),
     ];

@@ -12,8 +12,12 @@ use super::claims::{Principal, unix_now};
 /// Entries kept at most; the least recently used go first.
 const CAPACITY: u64 = 10_000;
 
+/// The longest an entry lives, whatever its token's `exp` says: a token
+/// minted for years is checked again (signature, key) at least this often.
+pub const MAX_ENTRY_LIFE: Duration = Duration::from_secs(3600);
+
 /// A bounded cache keyed by the SHA-256 of the token; each entry lives no
-/// longer than its token's `exp`.
+/// longer than its token's `exp`, and at most [`MAX_ENTRY_LIFE`].
 #[derive(Clone)]
 pub struct TokenCache {
     inner: Option<Cache<[u8; 32], Arc<Principal>>>,
@@ -28,9 +32,14 @@ impl Expiry<[u8; 32], Arc<Principal>> for UntilExpiry {
         principal: &Arc<Principal>,
         _: Instant,
     ) -> Option<Duration> {
-        let remaining = principal.expires_at.saturating_sub(unix_now()).max(0);
-        Some(Duration::from_secs(remaining.unsigned_abs()))
+        Some(entry_life(principal.expires_at, unix_now()))
     }
+}
+
+/// How long a principal expiring at `expires_at` may stay cached at `now`.
+fn entry_life(expires_at: i64, now: i64) -> Duration {
+    let remaining = expires_at.saturating_sub(now).max(0).unsigned_abs();
+    Duration::from_secs(remaining).min(MAX_ENTRY_LIFE)
 }
 
 impl Default for TokenCache {
@@ -109,7 +118,7 @@ mod tests {
 
     fn principal(sub: &str) -> Arc<Principal> {
         let claims: AccessClaims =
-            serde_json::from_value(serde_json::json!({"sub": sub, "exp": unix_now() + 60}))
+            serde_json::from_value(serde_json::json!({"sub": sub, "iss": "https://issuer.example/", "exp": unix_now() + 60}))
                 .expect("claims");
         Arc::new(Principal::from_claims(claims).expect("principal"))
     }
@@ -123,5 +132,15 @@ mod tests {
         cache.forget_subject("auth0|gone");
         assert!(cache.get(&gone).is_none(), "its token is forgotten at once");
         assert!(cache.get(&kept).is_some(), "another subject's token stays");
+    }
+
+    #[test]
+    fn an_entry_lives_until_exp_and_never_longer_than_an_hour() {
+        let now = 1_700_000_000;
+        assert_eq!(entry_life(now + 60, now), Duration::from_secs(60));
+        assert_eq!(entry_life(now - 60, now), Duration::ZERO);
+        assert_eq!(entry_life(now + 10 * 365 * 86_400, now), MAX_ENTRY_LIFE);
+        assert_eq!(entry_life(i64::MAX, i64::MIN), MAX_ENTRY_LIFE);
+        assert_eq!(entry_life(i64::MIN, i64::MAX), Duration::ZERO);
     }
 }

@@ -11,12 +11,16 @@ use crate::fields::{Email, Name, Subject};
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The claims usergate reads from an access token.
 #[derive(Debug, Deserialize)]
 pub struct AccessClaims {
+    /// The issuer, as sent: it must be a string (`jsonwebtoken` also takes
+    /// an array holding the right issuer, which no issuer sends).
+    #[serde(default)]
+    pub iss: Option<serde_json::Value>,
     /// The Auth0 subject.
     #[serde(default, deserialize_with = "lenient_string")]
     pub sub: Option<String>,
@@ -36,6 +40,9 @@ pub struct AccessClaims {
     /// Email, when the tenant adds it to access tokens.
     #[serde(default, deserialize_with = "lenient_string")]
     pub email: Option<String>,
+    /// Whether the IdP verified `email`; `false` means the address is unproven.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub email_verified: Option<bool>,
     /// Name, when the tenant adds it to access tokens.
     #[serde(default, deserialize_with = "lenient_string")]
     pub name: Option<String>,
@@ -64,6 +71,9 @@ pub struct Principal {
 impl Principal {
     /// Builds the principal; the subject must be present and valid.
     pub fn from_claims(claims: AccessClaims) -> Result<Self, TokenError> {
+        if !matches!(claims.iss, Some(serde_json::Value::String(_))) {
+            return Err(TokenError::Claim("iss"));
+        }
         let sub = claims
             .sub
             .and_then(|s| Subject::parse(s).ok())
@@ -86,7 +96,11 @@ impl Principal {
         Ok(Self {
             sub,
             permissions,
-            email: claims.email.and_then(|e| Email::parse(e).ok()),
+            // An address the IdP says it has not verified is not copied.
+            email: claims
+                .email
+                .filter(|_| claims.email_verified != Some(false))
+                .and_then(|e| Email::parse(e).ok()),
             name: claims.name.and_then(|n| Name::parse(n).ok()),
             expires_at: claims.exp.ok_or(TokenError::Claim("exp"))? as i64,
             is_machine,
@@ -107,6 +121,11 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
         serde_json::Value::String(s) => Some(s),
         _ => None,
     })
+}
+
+/// A boolean claim; any other JSON type counts as absent.
+fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(serde_json::Value::deserialize(d)?.as_bool())
 }
 
 /// An array of strings; other members and other types are ignored.
@@ -134,7 +153,7 @@ mod tests {
     #[test]
     fn permissions_are_scope_union_permissions() {
         let p = Principal::from_claims(claims(serde_json::json!({
-            "sub": "auth0|1", "exp": 10, "scope": "openid read:users  profile",
+            "iss": "i", "sub": "auth0|1", "exp": 10, "scope": "openid read:users  profile",
             "permissions": ["delete:users", "read:users", 7]
         })))
         .expect("valid principal");
@@ -172,6 +191,7 @@ mod tests {
         ] {
             let mut json = json;
             json["exp"] = 10.into();
+            json["iss"] = "https://issuer.example/".into();
             let p = Principal::from_claims(claims(json)).expect("valid principal");
             assert_eq!(p.is_machine, machine, "{case}");
         }
@@ -184,7 +204,7 @@ mod tests {
             serde_json::json!(""),
             serde_json::json!(42),
         ] {
-            let c = claims(serde_json::json!({"sub": sub, "exp": 10}));
+            let c = claims(serde_json::json!({"iss": "i", "sub": sub, "exp": 10}));
             assert_eq!(Principal::from_claims(c), Err(TokenError::Claim("sub")));
         }
     }
@@ -192,9 +212,49 @@ mod tests {
     #[test]
     fn invalid_profile_claims_are_dropped_not_fatal() {
         let p = Principal::from_claims(claims(serde_json::json!({
-            "sub": "s", "exp": 10, "email": "not an email", "name": {"first": "Ada"}
+            "iss": "i", "sub": "s", "exp": 10, "email": "not an email", "name": {"first": "Ada"}
         })))
         .expect("valid principal");
         assert_eq!((p.email, p.name), (None, None));
+    }
+
+    #[test]
+    fn an_unverified_email_is_not_copied() {
+        let email_of = |verified: serde_json::Value| {
+            let mut json =
+                serde_json::json!({"iss": "i", "sub": "s", "exp": 10, "email": "ada@example.com"});
+            if !verified.is_null() {
+                json["email_verified"] = verified;
+            }
+            Principal::from_claims(claims(json))
+                .expect("valid principal")
+                .email
+                .map(String::from)
+        };
+        assert_eq!(email_of(serde_json::json!(false)), None);
+        assert_eq!(
+            email_of(serde_json::json!(true)).as_deref(),
+            Some("ada@example.com")
+        );
+        assert_eq!(
+            email_of(serde_json::Value::Null).as_deref(),
+            Some("ada@example.com")
+        );
+    }
+
+    #[test]
+    fn an_issuer_that_is_not_a_string_is_refused() {
+        for iss in [
+            serde_json::json!(["i"]),
+            serde_json::json!(null),
+            serde_json::json!(7),
+        ] {
+            let c = claims(serde_json::json!({"iss": iss, "sub": "s", "exp": 10}));
+            assert_eq!(
+                Principal::from_claims(c),
+                Err(TokenError::Claim("iss")),
+                "{iss}"
+            );
+        }
     }
 }

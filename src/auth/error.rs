@@ -45,6 +45,9 @@ pub enum TokenError {
     /// `alg` is `none`, HS*, or not in the allow-list.
     #[error("the token's algorithm is not allowed")]
     Algorithm,
+    /// A header parameter of the wrong type; says which.
+    #[error("the token header is malformed: {0}")]
+    Header(&'static str),
     /// No `kid` in the header, or an unusable one.
     #[error("the token has no usable key id")]
     MissingKid,
@@ -79,7 +82,7 @@ impl TokenError {
             Self::NotJwt => "not_jwt",
             Self::Opaque => "opaque",
             Self::Algorithm => "algorithm",
-            Self::MissingKid => "malformed",
+            Self::Header(_) | Self::MissingKid => "malformed",
             Self::UnknownKid => "unknown_kid",
             Self::Issuer => "issuer",
             Self::Audience => "audience",

@@ -72,6 +72,7 @@ fn decode(input: &str) -> Result<(String, UnverifiedToken), Refusal> {
         Ok(unverified) => Ok((token, unverified)),
         Err(TokenError::TooLarge) => Err(Refusal::TooLarge(token.len())),
         Err(TokenError::Opaque) => Err(Refusal::Opaque),
+        Err(e @ TokenError::Header(_)) => Err(Refusal::Refused(e.into())),
         Err(_) => Err(Refusal::NotJwt),
     }
 }
@@ -209,13 +210,41 @@ fn describe(unverified: &UnverifiedToken, lines: &mut Vec<String>) {
     let now = unix_now();
     for name in ["iat", "nbf", "exp"] {
         if let Some(t) = claim(name).and_then(Value::as_i64) {
-            let delta = t - now;
+            // Any i64 may come in a token: no arithmetic here may overflow.
+            let delta = t.saturating_sub(now);
             let when = if delta >= 0 {
                 format!("in {delta}s")
             } else {
-                format!("{}s ago", -delta)
+                format!("{}s ago", delta.unsigned_abs())
             };
             lines.push(format!("{name}: {t} ({when})"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
+    use super::*;
+
+    #[test]
+    fn times_at_the_ends_of_the_range_are_described_without_overflow() {
+        let payload = format!(r#"{{"iat":{},"exp":{}}}"#, i64::MIN, i64::MAX);
+        let token = format!(
+            "{}.{}.sig",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"k"}"#),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let unverified = UnverifiedToken::parse(&token).expect("jws");
+        let mut lines = Vec::new();
+        describe(&unverified, &mut lines);
+        assert!(lines.iter().any(|l| l.contains("s ago")), "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("exp: ") && l.contains("in ")),
+            "{lines:?}"
+        );
     }
 }

@@ -136,9 +136,10 @@ impl JwksActor {
                 log::info!("loaded {} signing key(s) from {}", keys.len(), self.url);
                 let previous = self.current.swap(Some(Arc::new(keys)));
                 if let (Some(old), Some(new)) = (previous, self.current.load_full())
-                    && new.lost_keys_of(&old)
+                    && new.replaces_keys_of(&old)
                 {
-                    // Tokens signed by a removed key must not live on in the cache.
+                    // Tokens verified with a removed or replaced key (same
+                    // kid, other material) must not live on in the cache.
                     self.cache.clear();
                 }
                 "success"

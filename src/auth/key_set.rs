@@ -3,9 +3,10 @@
 
 use std::{collections::HashMap, time::Instant};
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{
     Algorithm, DecodingKey,
-    jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse},
+    jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse, ThumbprintHash},
 };
 use url::Url;
 
@@ -34,8 +35,8 @@ pub enum JwksError {
 /// A key set larger than this is garbage, not keys.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
-/// RSA keys shorter than this are refused (bytes of modulus).
-const MIN_RSA_MODULUS_BYTES: usize = 2048 / 8;
+/// RSA keys shorter than this are refused (bits of the modulus itself).
+const MIN_RSA_MODULUS_BITS: usize = 2048;
 
 /// A verification key and the algorithms it may be used with.
 pub struct TrustedKey {
@@ -43,6 +44,8 @@ pub struct TrustedKey {
     pub key: DecodingKey,
     /// The JWK's own `alg`, or every allowed algorithm of its type.
     pub algorithms: Vec<Algorithm>,
+    /// The RFC 7638 thumbprint: what the key is, whatever its `kid` says.
+    pub thumbprint: String,
 }
 
 /// The keys usergate currently trusts, by `kid`.
@@ -90,8 +93,14 @@ impl KeySet {
         self.keys.is_empty()
     }
 
-    pub(super) fn lost_keys_of(&self, old: &KeySet) -> bool {
-        old.keys.keys().any(|kid| !self.keys.contains_key(kid))
+    /// Whether a key of `old` is gone or has other material under the same
+    /// `kid` here: tokens verified with `old` must then be verified again.
+    pub fn replaces_keys_of(&self, old: &KeySet) -> bool {
+        old.keys.iter().any(|(kid, key)| {
+            self.keys
+                .get(kid)
+                .is_none_or(|new| new.thumbprint != key.thumbprint)
+        })
     }
 }
 
@@ -100,10 +109,13 @@ fn trusted_key(jwk: &Jwk, allowed: &[Algorithm]) -> Option<(String, TrustedKey)>
     if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature) {
         return None;
     }
+    // RFC 7517 §4.3: a key whose operations are listed may do only those.
+    if matches!(&jwk.common.key_operations, Some(ops) if !ops.contains(&KeyOperations::Verify)) {
+        return None;
+    }
     let family: &[Algorithm] = match &jwk.algorithm {
         AlgorithmParameters::RSA(rsa) => {
-            let modulus_len = base64_len(&rsa.n);
-            if modulus_len < MIN_RSA_MODULUS_BYTES {
+            if modulus_bits(&rsa.n).is_none_or(|bits| bits < MIN_RSA_MODULUS_BITS) {
                 return None;
             }
             &[
@@ -136,12 +148,24 @@ fn trusted_key(jwk: &Jwk, allowed: &[Algorithm]) -> Option<(String, TrustedKey)>
         return None;
     }
     let key = DecodingKey::from_jwk(jwk).ok()?;
-    Some((kid, TrustedKey { key, algorithms }))
+    let thumbprint = jwk.thumbprint(ThumbprintHash::SHA256).ok()?;
+    Some((
+        kid,
+        TrustedKey {
+            key,
+            algorithms,
+            thumbprint,
+        },
+    ))
 }
 
-/// Decoded length of unpadded base64url text.
-fn base64_len(b64: &str) -> usize {
-    b64.trim_end_matches('=').len() * 3 / 4
+/// The length in bits of a base64url big-endian integer, leading zero
+/// bytes and bits not counted (a zero-padded short modulus stays short).
+fn modulus_bits(n: &str) -> Option<usize> {
+    let bytes = URL_SAFE_NO_PAD.decode(n.trim_end_matches('=')).ok()?;
+    let first = bytes.iter().position(|b| *b != 0)?;
+    let leading_zero_bits = bytes[first].leading_zeros() as usize;
+    Some((bytes.len() - first) * 8 - leading_zero_bits)
 }
 
 /// The JWKS client every fetch uses: its time limit, no redirects.
@@ -175,4 +199,86 @@ pub async fn download(client: &reqwest::Client, url: &Url) -> Result<Vec<u8>, Jw
 pub async fn fetch(client: &reqwest::Client, settings: &AuthSettings) -> Result<KeySet, JwksError> {
     let body = download(client, &settings.jwks_url).await?;
     KeySet::from_jwks_json(&body, &settings.algorithms)
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::{
+        rsa::{KeyPair, KeySize},
+        signature::KeyPair as _,
+    };
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// The public JWK of a new RSA key.
+    fn rsa_jwk(kid: &str, size: KeySize) -> Value {
+        let pair = KeyPair::generate(size).expect("rsa keygen");
+        let public = pair.public_key();
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        json!({
+            "kty": "RSA", "kid": kid, "alg": "RS256",
+            "n": b64(public.modulus().big_endian_without_leading_zero()),
+            "e": b64(public.exponent().big_endian_without_leading_zero()),
+        })
+    }
+
+    fn load(keys: &[Value]) -> Result<KeySet, JwksError> {
+        KeySet::from_jwks_json(
+            json!({ "keys": keys }).to_string().as_bytes(),
+            &[Algorithm::RS256],
+        )
+    }
+
+    #[test]
+    fn a_key_whose_operations_exclude_verify_does_not_verify() {
+        let jwk = rsa_jwk("k", KeySize::Rsa2048);
+        for ops in [json!(["sign"]), json!(["encrypt", "wrapKey"]), json!([])] {
+            let mut key = jwk.clone();
+            key["key_ops"] = ops.clone();
+            assert!(matches!(load(&[key]), Err(JwksError::NoUsableKey)), "{ops}");
+        }
+        let mut key = jwk;
+        key["key_ops"] = json!(["verify"]);
+        assert_eq!(load(&[key]).map(|s| s.len()).ok(), Some(1));
+    }
+
+    #[test]
+    fn a_short_modulus_padded_with_zero_bytes_is_still_short() {
+        let mut jwk = rsa_jwk("k", KeySize::Rsa2048);
+        let n = URL_SAFE_NO_PAD
+            .decode(jwk["n"].as_str().expect("n"))
+            .expect("base64");
+        // The low 1024 bits, written on 2048 bits with leading zero bytes.
+        let mut padded = vec![0u8; 128];
+        padded.extend_from_slice(&n[128..]);
+        padded[128] |= 0x80;
+        jwk["n"] = json!(URL_SAFE_NO_PAD.encode(&padded));
+        assert!(matches!(load(&[jwk]), Err(JwksError::NoUsableKey)));
+        assert_eq!(modulus_bits(&URL_SAFE_NO_PAD.encode(&padded)), Some(1024));
+        assert_eq!(modulus_bits(&URL_SAFE_NO_PAD.encode([0, 0, 1])), Some(1));
+        assert_eq!(modulus_bits(""), None);
+        assert_eq!(modulus_bits("!!"), None);
+    }
+
+    #[test]
+    fn new_material_under_an_old_kid_replaces_the_key() {
+        let (first, second) = (
+            rsa_jwk("k", KeySize::Rsa2048),
+            rsa_jwk("k", KeySize::Rsa2048),
+        );
+        let other = rsa_jwk("other", KeySize::Rsa2048);
+        let old = load(std::slice::from_ref(&first)).expect("old set");
+        assert!(
+            !load(&[first.clone(), other.clone()])
+                .expect("same")
+                .replaces_keys_of(&old)
+        );
+        assert!(
+            load(&[second])
+                .expect("new material")
+                .replaces_keys_of(&old)
+        );
+        assert!(load(&[other]).expect("kid gone").replaces_keys_of(&old));
+    }
 }

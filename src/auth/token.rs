@@ -2,6 +2,7 @@
 //! once, here, for the verifier (to pick a key) and for `explain-token`.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::jwk::Jwk;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -11,7 +12,7 @@ use super::TokenError;
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// The JOSE header, read only to pick the key.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct JoseHeader {
     /// The algorithm the token claims.
     pub alg: String,
@@ -21,6 +22,83 @@ pub struct JoseHeader {
     pub enc: Option<String>,
     /// Critical extensions; we understand none.
     pub crit: Option<Value>,
+}
+
+/// The header as sent, each registered parameter as raw JSON, so that one
+/// of the wrong type is reported by name rather than as a broken token.
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: Option<Value>,
+    kid: Option<Value>,
+    typ: Option<Value>,
+    cty: Option<Value>,
+    jku: Option<Value>,
+    x5u: Option<Value>,
+    x5t: Option<Value>,
+    #[serde(rename = "x5t#S256")]
+    x5t_s256: Option<Value>,
+    enc: Option<Value>,
+    zip: Option<Value>,
+    url: Option<Value>,
+    nonce: Option<Value>,
+    jwk: Option<Value>,
+    x5c: Option<Value>,
+    crit: Option<Value>,
+}
+
+impl RawHeader {
+    /// Checks every registered parameter's type (as `jsonwebtoken` will read
+    /// them) and keeps those the verifier uses.
+    fn check(self) -> Result<JoseHeader, TokenError> {
+        let strings = [
+            (&self.typ, "typ must be a string"),
+            (&self.cty, "cty must be a string"),
+            (&self.jku, "jku must be a string"),
+            (&self.x5u, "x5u must be a string"),
+            (&self.x5t, "x5t must be a string"),
+            (&self.x5t_s256, "x5t#S256 must be a string"),
+            (&self.zip, "zip must be a string"),
+            (&self.url, "url must be a string"),
+            (&self.nonce, "nonce must be a string"),
+        ];
+        for (value, problem) in strings {
+            string(value.as_ref(), problem)?;
+        }
+        for (value, problem) in [
+            (&self.x5c, "x5c must be an array of strings"),
+            (&self.crit, "crit must be an array of strings"),
+        ] {
+            if value.as_ref().is_some_and(|v| !is_string_array(v)) {
+                return Err(TokenError::Header(problem));
+            }
+        }
+        if let Some(jwk) = &self.jwk
+            && Jwk::deserialize(jwk).is_err()
+        {
+            return Err(TokenError::Header("jwk must be a JSON Web Key"));
+        }
+        Ok(JoseHeader {
+            alg: string(self.alg.as_ref(), "alg must be a string")?.ok_or(TokenError::NotJwt)?,
+            kid: string(self.kid.as_ref(), "kid must be a string")?,
+            enc: string(self.enc.as_ref(), "enc must be a string")?,
+            crit: self.crit,
+        })
+    }
+}
+
+/// An optional string parameter; `problem` when it is another JSON type.
+fn string(value: Option<&Value>, problem: &'static str) -> Result<Option<String>, TokenError> {
+    match value {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(TokenError::Header(problem)),
+    }
+}
+
+fn is_string_array(value: &Value) -> bool {
+    value
+        .as_array()
+        .is_some_and(|items| items.iter().all(Value::is_string))
 }
 
 /// A token's header and claims, not verified.
@@ -45,13 +123,15 @@ impl UnverifiedToken {
             (Some(_), None) => 1,
             _ => segments,
         };
-        let header: Option<JoseHeader> = header
+        let header: Option<Result<JoseHeader, TokenError>> = header
             .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
-            .and_then(|h| serde_json::from_slice(&h).ok());
+            .and_then(|h| serde_json::from_slice::<RawHeader>(&h).ok())
+            .map(RawHeader::check);
         match (segments, header) {
             // A JWE (Auth0's opaque tokens are JWEs with "dir"), not a signed JWT.
             (5, _) => Err(TokenError::Opaque),
-            (3, Some(header)) if header.enc.is_none() => Ok(Self {
+            (3, Some(Err(malformed))) => Err(malformed),
+            (3, Some(Ok(header))) if header.enc.is_none() => Ok(Self {
                 header,
                 claims: payload
                     .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
@@ -71,7 +151,8 @@ impl UnverifiedToken {
     pub fn issuer(&self) -> Result<&str, TokenError> {
         match self.claim("iss")? {
             Some(Value::String(iss)) => Ok(iss),
-            Some(_) => Err(TokenError::Issuer),
+            // An array (which `jsonwebtoken` would search) or any other type.
+            Some(_) => Err(TokenError::Claim("iss")),
             None => Err(TokenError::Claim("iss")),
         }
     }
@@ -118,5 +199,44 @@ mod tests {
             alg_of(&"a".repeat(MAX_TOKEN_BYTES + 1)),
             Err(TokenError::TooLarge)
         );
+    }
+
+    #[test]
+    fn a_header_parameter_of_the_wrong_type_is_named() {
+        for (header, problem) in [
+            (
+                r#"{"alg":"RS256","kid":"k","typ":5}"#,
+                "typ must be a string",
+            ),
+            (r#"{"alg":7,"kid":"k"}"#, "alg must be a string"),
+            (r#"{"alg":"RS256","kid":["k"]}"#, "kid must be a string"),
+            (
+                r#"{"alg":"RS256","kid":"k","x5c":"c"}"#,
+                "x5c must be an array of strings",
+            ),
+            (
+                r#"{"alg":"RS256","kid":"k","jwk":"k"}"#,
+                "jwk must be a JSON Web Key",
+            ),
+        ] {
+            let token = format!("{}.{}.sig", b64(header), b64(r#"{"iss":"i"}"#));
+            let err = UnverifiedToken::parse(&token).expect_err(header);
+            assert_eq!(err, TokenError::Header(problem), "{header}");
+            assert_eq!(
+                err.to_string(),
+                format!("the token header is malformed: {problem}")
+            );
+        }
+    }
+
+    #[test]
+    fn an_issuer_array_is_not_an_issuer() {
+        let token = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"RS256","kid":"k"}"#),
+            b64(r#"{"iss":["i"]}"#)
+        );
+        let parsed = UnverifiedToken::parse(&token).expect("jws");
+        assert_eq!(parsed.issuer(), Err(TokenError::Claim("iss")));
     }
 }

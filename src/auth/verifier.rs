@@ -9,9 +9,13 @@ use super::{
     cache::TokenCache,
     claims::{AccessClaims, Principal, unix_now},
     jwks::KeyStore,
+    key_set::KeySet,
     token::{JoseHeader, MAX_TOKEN_BYTES, UnverifiedToken},
 };
 use crate::config::AuthSettings;
+
+/// The largest clock skew allowed (`AUTH_LEEWAY_SECS` is bounded to it).
+pub const MAX_LEEWAY_SECS: u64 = 300;
 
 /// Verifies access tokens; cheap to clone, shared by every worker.
 #[derive(Clone)]
@@ -33,6 +37,9 @@ struct Inner {
 impl Verifier {
     /// A verifier for `settings`, reading keys from `keys`.
     pub fn new(settings: &AuthSettings, keys: KeyStore, cache: TokenCache) -> Self {
+        // Configuration bounds it already; settings built in code must not
+        // make `jsonwebtoken`'s `now - leeway` wrap either.
+        let leeway = settings.leeway_secs.min(MAX_LEEWAY_SECS);
         let validations = settings
             .algorithms
             .iter()
@@ -41,7 +48,7 @@ impl Verifier {
                 v.set_issuer(&[&settings.issuer]);
                 v.set_audience(&settings.audiences);
                 v.set_required_spec_claims(&["exp", "iss", "aud"]);
-                v.leeway = settings.leeway_secs;
+                v.leeway = leeway;
                 v.validate_nbf = true;
                 (*alg, v)
             })
@@ -49,7 +56,7 @@ impl Verifier {
         Self {
             inner: Arc::new(Inner {
                 issuer: settings.issuer.clone(),
-                leeway: i64::try_from(settings.leeway_secs).unwrap_or(i64::MAX),
+                leeway: i64::try_from(leeway).unwrap_or(0),
                 validations,
                 refresh_wait: settings.jwks_timeout + Duration::from_millis(500),
                 keys,
@@ -79,8 +86,18 @@ impl Verifier {
             return Ok(principal);
         }
         let unverified = UnverifiedToken::parse(token)?;
-        let principal = Arc::new(self.verify_parsed(token, &unverified).await?);
-        self.inner.cache.insert(cache_key, principal.clone());
+        let (principal, keys) = self.verify_with_keys(token, &unverified).await?;
+        let principal = Arc::new(principal);
+        // A key set published meanwhile may have replaced the key (and
+        // cleared the cache): then this result is not remembered.
+        if self
+            .inner
+            .keys
+            .current()
+            .is_some_and(|now| Arc::ptr_eq(&now, &keys))
+        {
+            self.inner.cache.insert(cache_key, principal.clone());
+        }
         Ok(principal)
     }
 
@@ -90,14 +107,26 @@ impl Verifier {
         token: &str,
         unverified: &UnverifiedToken,
     ) -> Result<Principal, AuthError> {
+        self.verify_with_keys(token, unverified)
+            .await
+            .map(|(principal, _)| principal)
+    }
+
+    /// Verifies, and says with which key set.
+    async fn verify_with_keys(
+        &self,
+        token: &str,
+        unverified: &UnverifiedToken,
+    ) -> Result<(Principal, Arc<KeySet>), AuthError> {
         let (alg, kid) = self.check_header(&unverified.header)?;
+        // A string, and ours: only a token that could be ours may make us
+        // call the IdP (the verified claims are checked again below).
+        if unverified.issuer()? != self.inner.issuer {
+            return Err(TokenError::Issuer.into());
+        }
 
         let mut keys = self.inner.keys.current();
         if keys.as_ref().is_none_or(|k| k.get(&kid).is_none()) {
-            // Only a token that could be ours may make us call the IdP.
-            if unverified.issuer()? != self.inner.issuer {
-                return Err(TokenError::Issuer.into());
-            }
             self.inner.keys.refresh(self.inner.refresh_wait).await;
             keys = self.inner.keys.current();
         }
@@ -113,14 +142,15 @@ impl Verifier {
             .ok_or(TokenError::Algorithm)?;
         let data = jsonwebtoken::decode::<AccessClaims>(token, &trusted.key, validation)
             .map_err(map_jwt_error)?;
+        // `as` saturates (and makes NaN 0): no claim value can overflow here.
         if data
             .claims
             .iat
-            .is_some_and(|iat| iat as i64 > unix_now() + self.inner.leeway)
+            .is_some_and(|iat| iat as i64 > unix_now().saturating_add(self.inner.leeway))
         {
             return Err(TokenError::NotYetValid.into());
         }
-        Ok(Principal::from_claims(data.claims)?)
+        Ok((Principal::from_claims(data.claims)?, keys))
     }
 
     /// Allowed algorithm and a well-formed `kid`, without touching any key.

@@ -6,6 +6,7 @@ use jsonwebtoken::Algorithm;
 use url::Url;
 
 use super::{ConfigError, DEV_AUDIENCE, Env, split_list};
+use crate::http::PublicUrl;
 
 /// Token verification settings.
 #[derive(Debug, Clone)]
@@ -35,7 +36,12 @@ impl AuthSettings {
             // Behind a balancer every replica must trust the same issuer:
             // the URL clients use.
             let issuer = match env.get("PUBLIC_URL") {
-                Some(url) => format!("{}/", url.trim_end_matches('/')),
+                Some(url) => format!(
+                    "{}/",
+                    PublicUrl::parse(&url)
+                        .map_err(|problem| ConfigError::new("PUBLIC_URL", problem))?
+                        .as_str()
+                ),
                 None => format!("http://localhost:{port}/"),
             };
             let jwks = format!("{issuer}.well-known/jwks.json");
@@ -63,10 +69,12 @@ impl AuthSettings {
             jwks_url,
             audiences,
             algorithms,
-            leeway_secs: env.parse_or("AUTH_LEEWAY_SECS", 60)?,
-            jwks_refresh: env.positive_secs("JWKS_REFRESH_SECS", 600)?,
-            jwks_cooldown: env.secs("JWKS_COOLDOWN_SECS", 30)?,
-            jwks_timeout: env.positive_secs("JWKS_TIMEOUT_SECS", 5)?,
+            // Bounded so that no time arithmetic can overflow and no setting
+            // turns a safeguard off (a zero cooldown fetches on every unknown kid).
+            leeway_secs: env.secs_in("AUTH_LEEWAY_SECS", 60, 0..=300)?.as_secs(),
+            jwks_refresh: env.secs_in("JWKS_REFRESH_SECS", 600, 1..=86_400)?,
+            jwks_cooldown: env.secs_in("JWKS_COOLDOWN_SECS", 30, 1..=3_600)?,
+            jwks_timeout: env.secs_in("JWKS_TIMEOUT_SECS", 5, 1..=60)?,
         })
     }
 }

@@ -2,13 +2,14 @@
 //! in sections: each subcommand loads only the sections it needs.
 
 mod auth;
+mod http;
 
-use std::{path::PathBuf, str::FromStr, time::Duration};
+use std::{ops::RangeInclusive, path::PathBuf, str::FromStr, time::Duration};
 
 pub use auth::AuthSettings;
-use url::Url;
+pub use http::{HttpSettings, Listen, is_loopback_host, reachable_host};
 
-use crate::{db::DatabaseUrl, http::TrustedProxies};
+use crate::db::DatabaseUrl;
 
 /// The audience `serve --dev` and `mint-token` use when `AUTH0_AUDIENCE` is unset.
 pub const DEV_AUDIENCE: &str = "http://localhost:8000/users";
@@ -60,16 +61,25 @@ impl<'a> Env<'a> {
         }
     }
 
-    fn secs(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        self.parse_or(var, default).map(Duration::from_secs)
-    }
-
-    fn positive_secs(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        let d = self.secs(var, default)?;
-        if d.is_zero() {
-            return Err(ConfigError::new(var, "must be at least 1 second"));
+    /// Whole seconds within `range`; anything outside is refused naming `var`.
+    fn secs_in(
+        &self,
+        var: &'static str,
+        default: u64,
+        range: RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        let secs: u64 = self.parse_or(var, default)?;
+        if !range.contains(&secs) {
+            return Err(ConfigError::new(
+                var,
+                format!(
+                    "must be between {} and {} seconds (got {secs})",
+                    range.start(),
+                    range.end()
+                ),
+            ));
         }
-        Ok(d)
+        Ok(Duration::from_secs(secs))
     }
 }
 
@@ -104,65 +114,22 @@ impl Settings {
     ) -> Result<Self, ConfigError> {
         let env = Env::new(&lookup);
         let http = HttpSettings::from_env(&env)?;
+        if dev_mode && !is_loopback_host(&http.listen.host) {
+            // The dev key and its printed all-permissions token must never be
+            // reachable from another machine (the Docker image sets 0.0.0.0).
+            return Err(ConfigError::new(
+                "HOST",
+                format!(
+                    "serve --dev listens on loopback only (got {}); unset HOST or set HOST=127.0.0.1",
+                    http.listen.host
+                ),
+            ));
+        }
         Ok(Self {
             auth: AuthSettings::from_env(&env, dev_mode, http.listen.port)?,
             http,
             database: DatabaseSettings::from_env(&env)?,
             dev: DevSettings::from_env(&env, dev_mode),
-        })
-    }
-}
-
-/// The listen address (`HOST`, `PORT`).
-#[derive(Debug, Clone)]
-pub struct Listen {
-    /// Listen address.
-    pub host: String,
-    /// Listen port; 0 picks a free one.
-    pub port: u16,
-}
-
-impl Listen {
-    /// Reads `HOST` and `PORT`.
-    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
-        Ok(Self {
-            host: env.get("HOST").unwrap_or_else(|| "127.0.0.1".into()),
-            port: env.parse_or("PORT", 8000)?,
-        })
-    }
-}
-
-/// The `http` section.
-#[derive(Debug, Clone)]
-pub struct HttpSettings {
-    /// Where the server listens.
-    pub listen: Listen,
-    /// Browser origins allowed to call the API (`CORS_ALLOWED_ORIGINS`); empty = no CORS.
-    pub cors_allowed_origins: Vec<String>,
-    /// Load balancers whose forwarded headers are believed (`TRUSTED_PROXIES`).
-    pub trusted_proxies: TrustedProxies,
-    /// How long `/readyz` answers 503 before the server stops (`SHUTDOWN_DRAIN_SECS`).
-    pub shutdown_drain: Duration,
-}
-
-impl HttpSettings {
-    /// Reads the section.
-    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
-        let cors_allowed_origins = env
-            .get("CORS_ALLOWED_ORIGINS")
-            .map(|list| split_list(&list))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|origin| parse_origin(&origin))
-            .collect::<Result<_, _>>()?;
-        let trusted_proxies =
-            TrustedProxies::parse(&env.get("TRUSTED_PROXIES").unwrap_or_default())
-                .map_err(|problem| ConfigError::new("TRUSTED_PROXIES", problem))?;
-        Ok(Self {
-            listen: Listen::from_env(env)?,
-            cors_allowed_origins,
-            trusted_proxies,
-            shutdown_drain: env.secs("SHUTDOWN_DRAIN_SECS", 5)?,
         })
     }
 }
@@ -200,6 +167,8 @@ pub struct DevSettings {
     pub enabled: bool,
     /// The dev signing key (`DEV_KEY_PATH`).
     pub key_path: PathBuf,
+    /// The tenant settings that are set but that dev mode does not use.
+    pub ignored: Vec<&'static str>,
 }
 
 impl DevSettings {
@@ -211,20 +180,21 @@ impl DevSettings {
                 .get("DEV_KEY_PATH")
                 .unwrap_or_else(|| ".usergate/dev-key.pem".into())
                 .into(),
+            ignored: if enabled {
+                DEV_IGNORED
+                    .iter()
+                    .copied()
+                    .filter(|var| env.get(var).is_some())
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 }
 
-/// The host part of a URL that reaches a server listening on `host`: a
-/// wildcard address is reached on loopback, an IPv6 address in brackets.
-pub fn reachable_host(host: &str) -> String {
-    match host {
-        "" | "0.0.0.0" => "127.0.0.1".to_owned(),
-        "::" | "[::]" => "[::1]".to_owned(),
-        h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
-        h => h.to_owned(),
-    }
-}
+/// What dev mode replaces by its own issuer and key.
+const DEV_IGNORED: &[&str] = &["AUTH0_DOMAIN", "AUTH0_ISSUER", "AUTH0_JWKS_URL"];
 
 fn split_list(list: &str) -> Vec<String> {
     list.split(',')
@@ -234,29 +204,6 @@ fn split_list(list: &str) -> Vec<String> {
         .collect()
 }
 
-fn parse_origin(origin: &str) -> Result<String, ConfigError> {
-    const VAR: &str = "CORS_ALLOWED_ORIGINS";
-    let url = Url::parse(origin).map_err(|_| {
-        ConfigError::new(
-            VAR,
-            format!("{origin:?} is not an origin like https://app.example.com"),
-        )
-    })?;
-    if !matches!(url.scheme(), "http" | "https")
-        || url.host().is_none()
-        || url.path() != "/"
-        || origin.ends_with('/')
-    {
-        return Err(ConfigError::new(
-            VAR,
-            format!(
-                "{origin:?} is not an origin like https://app.example.com (scheme, host, optional port; no path)"
-            ),
-        ));
-    }
-    Ok(origin.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -264,6 +211,7 @@ mod tests {
     use jsonwebtoken::Algorithm;
 
     use super::*;
+    use crate::http::PublicUrl;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = vars
@@ -331,6 +279,71 @@ mod tests {
                 .var,
             "AUTH0_AUDIENCE"
         );
+    }
+
+    #[test]
+    fn durations_outside_their_range_are_refused_naming_the_variable() {
+        let base = [("AUTH0_DOMAIN", "t.auth0.com"), ("AUTH0_AUDIENCE", "api")];
+        for (var, value) in [
+            ("JWKS_COOLDOWN_SECS", "0"),
+            ("JWKS_COOLDOWN_SECS", "3601"),
+            ("AUTH_LEEWAY_SECS", "18446744073709551615"),
+            ("AUTH_LEEWAY_SECS", "301"),
+            ("JWKS_REFRESH_SECS", "0"),
+            ("JWKS_REFRESH_SECS", "86401"),
+            ("JWKS_TIMEOUT_SECS", "61"),
+            ("SHUTDOWN_DRAIN_SECS", "301"),
+            ("SHUTDOWN_DRAIN_SECS", "-1"),
+            ("PUBLIC_URL", "https://api.example.com/v1"),
+            ("PUBLIC_URL", "api.example.com"),
+            ("METRICS_ADDR", "9000"),
+        ] {
+            let mut vars = base.to_vec();
+            vars.push((var, value));
+            let err = settings(&vars).expect_err(&format!("{var}={value} must be refused"));
+            assert_eq!(err.var, var, "{var}={value}: {err}");
+            assert!(!err.to_string().contains('\n'), "{err}");
+        }
+        let mut vars = base.to_vec();
+        vars.extend([
+            ("AUTH_LEEWAY_SECS", "300"),
+            ("JWKS_COOLDOWN_SECS", "1"),
+            ("SHUTDOWN_DRAIN_SECS", "0"),
+            ("PUBLIC_URL", "https://api.example.com/"),
+            ("METRICS_ADDR", "0.0.0.0:9000"),
+        ]);
+        let s = settings(&vars).expect("values at the bounds");
+        assert_eq!(s.auth.leeway_secs, 300);
+        assert_eq!(
+            s.http.public_url.as_ref().map(PublicUrl::as_str),
+            Some("https://api.example.com")
+        );
+    }
+
+    #[test]
+    fn dev_mode_refuses_a_host_other_machines_reach() {
+        let dev =
+            |host: &str| Settings::from_lookup(|k| (k == "HOST").then(|| host.to_owned()), true);
+        for host in ["0.0.0.0", "::", "10.1.2.3", "example.com"] {
+            let err = dev(host).expect_err(host);
+            assert_eq!(err.var, "HOST", "{host}");
+        }
+        for host in ["127.0.0.1", "::1", "[::1]", "localhost", "127.0.0.2"] {
+            assert!(dev(host).is_ok(), "{host}");
+        }
+    }
+
+    #[test]
+    fn dev_mode_names_the_tenant_settings_it_ignores() {
+        let vars: HashMap<&str, &str> = [
+            ("AUTH0_DOMAIN", "t.auth0.com"),
+            ("AUTH0_JWKS_URL", "https://t.auth0.com/jwks"),
+            ("AUTH0_AUDIENCE", "api"),
+        ]
+        .into();
+        let s = Settings::from_lookup(|k| vars.get(k).map(|v| v.to_string()), true)
+            .expect("dev settings");
+        assert_eq!(s.dev.ignored, ["AUTH0_DOMAIN", "AUTH0_JWKS_URL"]);
     }
 
     #[test]

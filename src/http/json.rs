@@ -62,8 +62,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RequestError> 
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(RequestError::invalid("body", "must be a JSON object"));
     }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
@@ -77,7 +77,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RequestError> 
         } else {
             RequestError::invalid(path, detail)
         }
-    })
+    })?;
+    // One value, then only whitespace: a proxy or an audit log reading a
+    // second value must not see other fields than the handler.
+    de.end().map_err(|_| {
+        RequestError::BadRequest(
+            "the body must be exactly one JSON value, with nothing after it".into(),
+        )
+    })?;
+    Ok(value)
 }
 
 /// serde_json appends " at line L column C"; a client needs the field, not that.
@@ -130,5 +138,23 @@ mod tests {
             parse_json::<Body>(b"{not json"),
             Err(RequestError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn a_body_is_exactly_one_json_value() {
+        for body in [
+            r#"{"sub":"a"}{"sub":"b"}"#,
+            r#"{"sub":"a"} garbage"#,
+            r#"{"sub":"a"} 1"#,
+        ] {
+            assert!(
+                matches!(
+                    parse_json::<Body>(body.as_bytes()),
+                    Err(RequestError::BadRequest(_))
+                ),
+                "{body}"
+            );
+        }
+        assert!(parse_json::<Body>(b" {\"sub\":\"a\"} \n").is_ok());
     }
 }

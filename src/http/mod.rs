@@ -2,6 +2,7 @@
 //! public base URL, JSON bodies and method routing. It knows nothing of auth, users or SQL.
 
 pub mod access_log;
+pub mod headers;
 pub mod json;
 pub mod problem;
 pub mod public_url;
@@ -9,4 +10,4 @@ pub mod request_id;
 pub mod routes;
 
 pub use problem::{Problem, RequestError};
-pub use public_url::{TrustedProxies, public_base_url};
+pub use public_url::{PublicUrl, TrustedProxies, public_base_url};

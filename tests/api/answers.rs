@@ -36,6 +36,7 @@ async fn no_credentials_get_401_with_a_bare_challenge(backend: Backend) {
         content-length: 224
         content-type: application/problem+json
         www-authenticate: Bearer realm="usergate", resource_metadata="http://127.0.0.1:[PORT]/.well-known/oauth-protected-resource"
+        x-content-type-options: nosniff
         x-request-id: [request-id]
 
         {"type":"urn:usergate:problem:missing-credentials","title":"Authentication required","status":401,"detail":"this endpoint needs a bearer token in the Authorization header","request_id":"[request-id]"}
@@ -60,6 +61,7 @@ async fn bearer_without_a_token_gets_400_invalid_request(backend: Backend) {
         content-length: 210
         content-type: application/problem+json
         www-authenticate: Bearer realm="usergate", error="invalid_request", error_description="Bearer without a token", resource_metadata="http://127.0.0.1:[PORT]/.well-known/oauth-protected-resource"
+        x-content-type-options: nosniff
         x-request-id: [request-id]
 
         {"type":"urn:usergate:problem:invalid-request","title":"Malformed credentials","status":400,"detail":"malformed Authorization header: Bearer without a token","request_id":"[request-id]"}
@@ -80,6 +82,7 @@ async fn an_expired_token_gets_401_invalid_token(backend: Backend) {
         content-length: 182
         content-type: application/problem+json
         www-authenticate: Bearer realm="usergate", error="invalid_token", error_description="the token has expired", resource_metadata="http://127.0.0.1:[PORT]/.well-known/oauth-protected-resource"
+        x-content-type-options: nosniff
         x-request-id: [request-id]
 
         {"type":"urn:usergate:problem:invalid-token","title":"Invalid token","status":401,"detail":"invalid token: the token has expired","request_id":"[request-id]"}
@@ -98,6 +101,7 @@ async fn a_list_without_read_users_gets_403_insufficient_scope(backend: Backend)
         content-length: 202
         content-type: application/problem+json
         www-authenticate: Bearer error="insufficient_scope", scope="read:users", error_description="this operation needs the read:users permission", resource_metadata="http://127.0.0.1:[PORT]/.well-known/oauth-protected-resource"
+        x-content-type-options: nosniff
         x-request-id: [request-id]
 
         {"type":"urn:usergate:problem:insufficient-scope","title":"Insufficient scope","status":403,"detail":"this operation needs the read:users permission","request_id":"[request-id]"}
@@ -122,6 +126,7 @@ async fn a_user_deactivated_by_an_admin_gets_403_user_inactive(backend: Backend)
         HTTP/1.1 403 Forbidden
         content-length: 173
         content-type: application/problem+json
+        x-content-type-options: nosniff
         x-request-id: [request-id]
 
         {"type":"urn:usergate:problem:user-inactive","title":"User deactivated","status":403,"detail":"this user is deactivated","request_id":"[request-id]"}
@@ -145,6 +150,7 @@ async fn a_database_outage_gets_503_with_retry_after() {
     content-length: 206
     content-type: application/problem+json
     retry-after: 5
+    x-content-type-options: nosniff
     x-request-id: [request-id]
 
     {"type":"urn:usergate:problem:service-unavailable","title":"Service unavailable","status":503,"detail":"the database is not answering; try again shortly","request_id":"[request-id]"}

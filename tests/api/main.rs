@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod database;
 mod fleet;
+mod hardening;
 mod jwks;
 mod lifecycle;
 mod methods;
