@@ -4,8 +4,10 @@
 # and measures each row with wrk on the same server in one run.
 #
 #   bench/run.sh [--postgres]      DURATION=10 CONNECTIONS=32 THREADS=2 TOKENS=30000
+#   bench/run.sh --cluster N       1 to N replicas behind HAProxy (bench/cluster.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ "${1:-}" = "--cluster" ] && exec bench/cluster.sh "${2:-3}"
 
 backend=sqlite
 [ "${1:-}" = "--postgres" ] && backend=postgres
