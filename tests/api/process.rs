@@ -173,6 +173,65 @@ async fn sigterm_turns_readyz_503_serves_through_the_drain_and_exits_0() {
 
 #[actix_web::test]
 async fn tokens_never_reach_the_logs_even_at_debug_level() {
+    let stderr = logs_of_requests_with_tokens("text").await;
+    assert!(
+        stderr.contains("/users/me") && stderr.contains("DEBUG"),
+        "the access log is captured at debug level:\n{stderr}"
+    );
+}
+
+#[actix_web::test]
+async fn log_format_json_writes_one_object_per_line_with_the_access_fields_and_no_token() {
+    let stderr = logs_of_requests_with_tokens("json").await;
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
+        .collect();
+    for line in &lines {
+        for field in ["time", "level", "target", "message"] {
+            assert!(line[field].is_string(), "{field} in {line}");
+        }
+        let time = line["time"].as_str().unwrap_or_default();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(time).is_ok(),
+            "RFC 3339 time: {line}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l["level"] == "DEBUG"),
+        "debug lines too"
+    );
+    let me: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["target"] == "usergate::access" && l["route"] == "/users/me")
+        .collect();
+    assert_eq!(me.len(), 3, "one access line per /users/me request: {me:?}");
+    let valid = me
+        .iter()
+        .find(|l| l["status"] == 200)
+        .expect("the valid request's line");
+    assert_eq!(valid["method"], "GET");
+    assert_eq!(valid["trace_id"], TRACE_ID, "the traceparent's trace id");
+    assert!(valid["duration_ms"].is_number(), "{valid}");
+    assert!(
+        valid["replica"].as_str().is_some_and(|r| !r.is_empty()),
+        "{valid}"
+    );
+    let request_id = valid["request_id"].as_str().unwrap_or_default();
+    assert_eq!(request_id.len(), 36, "a request id: {valid}");
+    assert!(
+        me.iter()
+            .all(|l| l["trace_id"].is_null() || l["status"] == 200),
+        "a malformed traceparent gives no trace id: {me:?}"
+    );
+}
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// Serves at debug level in `format`, sends valid, invalid and query-string
+/// tokens, stops the server and returns its standard error once no part of
+/// any token was found on either stream.
+async fn logs_of_requests_with_tokens(format: &str) -> String {
     let issuer = TestIssuer::start(&[&keys().primary]);
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = format!("sqlite://{}", dir.path().join("u.db").display());
@@ -180,6 +239,7 @@ async fn tokens_never_reach_the_logs_even_at_debug_level() {
     let base = format!("http://127.0.0.1:{port}");
     let mut env = serve_env(&issuer, &database_url, port);
     set_env(&mut env, "RUST_LOG", "debug");
+    set_env(&mut env, "LOG_FORMAT", format);
     let mut server = Running::start(command(&["serve"], &env, dir.path()));
     server.wait_ready(&base).await;
 
@@ -188,9 +248,24 @@ async fn tokens_never_reach_the_logs_even_at_debug_level() {
     let invalid = keys().attacker.sign(&issuer.claims("auth0|logged", &[]));
     let in_query = issuer.token("auth0|in-query", &[]);
     let me = format!("{base}/users/me");
+    let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
     let cases = [
-        ("valid token", client.get(&me).bearer_auth(&valid), 200),
-        ("invalid token", client.get(&me).bearer_auth(&invalid), 401),
+        (
+            "valid token",
+            client
+                .get(&me)
+                .bearer_auth(&valid)
+                .header("traceparent", traceparent),
+            200,
+        ),
+        (
+            "invalid token",
+            client
+                .get(&me)
+                .bearer_auth(&invalid)
+                .header("traceparent", format!("00-{TRACE_ID}-zz-01")),
+            401,
+        ),
         (
             "token in the query string",
             client.get(format!("{me}?access_token={in_query}")),
@@ -210,10 +285,6 @@ async fn tokens_never_reach_the_logs_even_at_debug_level() {
     server.terminate();
     assert!(server.exit(Duration::from_secs(10)).await.success());
     let (stdout, stderr) = (server.stdout(), server.stderr());
-    assert!(
-        stderr.contains("/users/me") && stderr.contains("DEBUG"),
-        "the access log is captured at debug level:\n{stderr}"
-    );
     for (case, token) in [
         ("valid", &valid),
         ("invalid", &invalid),
@@ -225,8 +296,9 @@ async fn tokens_never_reach_the_logs_even_at_debug_level() {
             ("payload", parts[1]),
             ("signature", parts[2]),
         ] {
-            assert!(!stdout.contains(text), "{case} {part} on stdout");
-            assert!(!stderr.contains(text), "{case} {part} on stderr");
+            assert!(!stdout.contains(text), "{format}: {case} {part} on stdout");
+            assert!(!stderr.contains(text), "{format}: {case} {part} on stderr");
         }
     }
+    stderr
 }
