@@ -92,7 +92,7 @@ impl Application {
             verifier: web::Data::new(verifier),
             draining: web::Data::new(draining.clone()),
             metrics: web::Data::new(metrics::handle()),
-            docs: web::Data::new(Docs::new()),
+            docs: web::Data::new(Docs::new(metrics_addr.is_none())),
             dev_jwks: dev_key.as_ref().map(|k| web::Data::new(DevJwks::of(k))),
             replica: web::Data::new(replica_id(port)),
         };
@@ -171,7 +171,7 @@ fn metrics_server(addr: SocketAddr, state: &State) -> anyhow::Result<(Server, u1
             .app_data(handle.clone())
             .app_data(pool.clone())
             .app_data(verifier.clone())
-            .route("/metrics", web::get().to(metrics::render))
+            .route(metrics::PATH, web::get().to(metrics::render))
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(ApiError::NoRoute)
             }))
@@ -303,7 +303,7 @@ impl State {
             .service(get("/docs", pages::redirect))
             .service(get("/docs/{file:.*}", pages::file));
         if self.metrics_on_api {
-            cfg.service(get("/metrics", metrics::render));
+            cfg.service(get(metrics::PATH, metrics::render));
         }
         if let Some(jwks) = &self.dev_jwks {
             cfg.app_data(jwks.clone())

@@ -92,6 +92,9 @@ pub async fn middleware(
     Ok(response)
 }
 
+/// Where the metrics are served (on the API port, or alone on `METRICS_ADDR`).
+pub const PATH: &str = "/metrics";
+
 /// Prometheus metrics: requests by route and status, latency, auth failures
 /// by reason, JWKS fetches, token cache, pool state.
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "health",

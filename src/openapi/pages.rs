@@ -11,7 +11,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::Config;
 
 use super::ApiDoc;
-use crate::error::ApiError;
+use crate::{error::ApiError, metrics::PATH as METRICS_PATH};
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/openapi.json";
@@ -24,9 +24,14 @@ pub struct Docs {
 }
 
 impl Docs {
-    /// Renders the document of this build.
-    pub fn new() -> Self {
-        let document = ApiDoc::openapi()
+    /// Renders the document of this build; without `/metrics` when it is
+    /// served on its own listener (`METRICS_ADDR`) rather than the API port.
+    pub fn new(metrics_on_api: bool) -> Self {
+        let mut api = ApiDoc::openapi();
+        if !metrics_on_api {
+            api.paths.paths.remove(METRICS_PATH);
+        }
+        let document = api
             .to_json()
             .unwrap_or_else(|e| format!(r#"{{"error":"the document did not render: {e}"}}"#));
         Self {
@@ -34,12 +39,6 @@ impl Docs {
             // No spec validation: it would send the document's URL to swagger.io.
             page: Arc::new(Config::new([DOCUMENT_PATH]).validator_url("none")),
         }
-    }
-}
-
-impl Default for Docs {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

@@ -123,6 +123,19 @@ async fn with_metrics_addr_metrics_are_served_on_their_own_listener_only() {
         .await
         .expect("healthz");
     assert_eq!(healthz.status(), 200, "the API port still serves the API");
+    let document: serde_json::Value = client
+        .get(format!("http://127.0.0.1:{api}/openapi.json"))
+        .send()
+        .await
+        .expect("openapi.json")
+        .json()
+        .await
+        .expect("a JSON document");
+    assert!(document["paths"]["/healthz"].is_object(), "{document}");
+    assert!(
+        document["paths"]["/metrics"].is_null(),
+        "the API port's document does not promise /metrics"
+    );
 
     let scraped = client
         .get(format!("http://127.0.0.1:{metrics}/metrics"))
