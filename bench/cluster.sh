@@ -60,7 +60,7 @@ run() { # replicas name url [token-file [cycle]]
 
 for n in $(seq 1 "$max"); do
   lb="$(cd "$work" && "$cluster" up "$n" --dev)"
-  replica="$(cd "$work" && "$cluster" status | head -n 1 | cut -d' ' -f1)"
+  replica="$(cd "$work" && "$cluster" status | awk 'NR == 1 { print $1 }')"
   issuer="$lb/" audience="http://localhost:8000/users"
   one="$(cd "$work" && PUBLIC_URL="$lb" "$USERGATE_BIN" mint-token --sub "bench|one" --permissions read:users)"
   curl -fs -H "Authorization: Bearer $one" "$lb/users/me" >/dev/null
