@@ -14,7 +14,11 @@ use actix_web::{
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::{auth::Verifier, db::DbPool, http::access_log::method_label};
+use crate::{
+    auth::Verifier,
+    db::DbPool,
+    http::routes::{method_label, route_label},
+};
 
 /// Latency buckets in seconds, from 100 µs to 5 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -76,10 +80,7 @@ pub async fn middleware(
     let start = Instant::now();
     let method = method_label(req.method());
     let response = next.call(req).await?;
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = route_label(response.request());
     let status = response.status().as_u16().to_string();
     let labels = [
         ("method", method.to_owned()),

@@ -8,12 +8,14 @@ use actix_web::{
     Error,
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
-    http::Method,
     middleware::Next,
     web,
 };
 
-use super::request_id::X_REQUEST_ID;
+use super::{
+    request_id::X_REQUEST_ID,
+    routes::{method_label, route_label},
+};
 
 /// The log target of access lines.
 pub const TARGET: &str = "usergate::access";
@@ -21,22 +23,6 @@ pub const TARGET: &str = "usergate::access";
 /// Which process answered: the host name and port, distinct per replica.
 #[derive(Debug, Clone)]
 pub struct ReplicaId(pub String);
-
-/// A method as logged and counted: a standard one, or `OTHER`.
-pub fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        Method::TRACE => "TRACE",
-        Method::CONNECT => "CONNECT",
-        _ => "OTHER",
-    }
-}
 
 /// The trace id of a valid W3C `traceparent` value; used for logs only.
 pub fn trace_id(traceparent: &str) -> Option<&str> {
@@ -73,9 +59,7 @@ pub async fn middleware(
     let replica = req.app_data::<web::Data<ReplicaId>>().cloned();
     let response = next.call(req).await?;
     let request = response.request();
-    let route = request
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = route_label(request);
     let request_id = response
         .headers()
         .get(&X_REQUEST_ID)
@@ -121,12 +105,5 @@ mod tests {
         ] {
             assert_eq!(trace_id(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn made_up_methods_are_logged_as_other() {
-        let made_up = Method::from_bytes(b"BREW").expect("a token");
-        assert_eq!(method_label(&made_up), "OTHER");
-        assert_eq!(method_label(&Method::PATCH), "PATCH");
     }
 }

@@ -124,41 +124,36 @@ fn references(answers: &[&ErrorAnswer]) -> BTreeMap<String, RefOr<Response>> {
         .collect()
 }
 
-/// 400, 401, 403 and 503: what every operation behind the bearer middleware can answer.
-pub struct Protected;
+/// A marker type for `responses(…)` that refers to shared answers.
+macro_rules! answers {
+    ($(#[$doc:meta])* $name:ident => [$($answer:ident),+]) => {
+        $(#[$doc])*
+        pub struct $name;
 
-impl IntoResponses for Protected {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        references(&[&BAD_REQUEST, &UNAUTHORIZED, &FORBIDDEN, &UNAVAILABLE])
-    }
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                references(&[$(&$answer),+])
+            }
+        }
+    };
 }
 
-/// 404: the id names no user.
-pub struct NotFound;
-
-impl IntoResponses for NotFound {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        references(&[&NOT_FOUND])
-    }
-}
-
-/// 409: the user exists.
-pub struct Conflict;
-
-impl IntoResponses for Conflict {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        references(&[&CONFLICT])
-    }
-}
-
-/// 413: what an operation with a JSON body adds.
-pub struct WithBody;
-
-impl IntoResponses for WithBody {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        references(&[&TOO_LARGE])
-    }
-}
+answers!(
+    /// 400, 401, 403 and 503: what every operation behind the bearer middleware can answer.
+    Protected => [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, UNAVAILABLE]
+);
+answers!(
+    /// 404: the id names no user.
+    NotFound => [NOT_FOUND]
+);
+answers!(
+    /// 409: the user exists.
+    Conflict => [CONFLICT]
+);
+answers!(
+    /// 413: what an operation with a JSON body adds.
+    WithBody => [TOO_LARGE]
+);
 
 /// Puts every shared answer in `components.responses`.
 pub struct SharedResponses;
