@@ -254,7 +254,15 @@ fn describe(unverified: &UnverifiedToken, lines: &mut Vec<String>) {
         header.typ.as_deref().unwrap_or("(none)")
     ));
     let claim = |name| unverified.claim(name).ok().flatten();
-    for name in ["iss", "sub", "aud", "azp", "scope", "permissions"] {
+    for name in [
+        "iss",
+        "sub",
+        "aud",
+        "azp",
+        "client_id",
+        "scope",
+        "permissions",
+    ] {
         if let Some(v) = claim(name) {
             lines.push(format!("{name}: {v}"));
         }

@@ -211,10 +211,10 @@ impl Verifier {
             };
         };
         // Media type names are case-insensitive (RFC 7515 §4.1.9).
-        let bare = typ
-            .get(..12)
-            .filter(|prefix| prefix.eq_ignore_ascii_case("application/"))
-            .map_or(typ, |_| &typ[12..]);
+        let bare = match typ.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+            _ => typ,
+        };
         if bare.eq_ignore_ascii_case("at+jwt") {
             return Ok(());
         }

@@ -40,20 +40,29 @@ async fn readiness(app: &TestApp) -> (u16, Value) {
     (status, r.json().await.expect("readiness JSON"))
 }
 
-#[actix_web::test]
-async fn each_issuer_s_tokens_are_verified_with_its_own_keys_only() {
-    // The custom domain's key has the tenant's kid, but is another key.
-    let custom_key = &keys().attacker;
-    let custom_domain = discoverable(custom_key);
-    // The tenant (the support issuer) has no discovery document: its keys
-    // are read at Auth0's path.
+/// The app trusting the tenant (the support issuer: no discovery document,
+/// its keys read at Auth0's path, key-1 and key-2) and then a custom domain
+/// (discovered, its keys at Okta's path) whose key has the tenant's kid
+/// key-1 but is another key, [`custom_key`].
+async fn tenant_and_custom_domain() -> (TestApp, TestIssuer) {
+    let custom_domain = discoverable(custom_key());
     let app = TestApp::spawn_with(Options {
         issuer_keys: vec![keys().primary.clone(), keys().rotated.clone()],
         also_trusted: vec![custom_domain.issuer.clone()],
         ..Options::new(Backend::Sqlite)
     })
     .await;
-    let tenant = &app.issuer;
+    (app, custom_domain)
+}
+
+fn custom_key() -> &'static TestKey {
+    &keys().attacker
+}
+
+#[actix_web::test]
+async fn each_issuer_s_tokens_are_verified_with_its_own_keys_only() {
+    let (app, custom_domain) = tenant_and_custom_domain().await;
+    let (tenant, custom_key) = (&app.issuer, custom_key());
 
     for (case, token) in [
         (
@@ -96,7 +105,13 @@ async fn each_issuer_s_tokens_are_verified_with_its_own_keys_only() {
         (custom_before + 1, tenant_before),
         "the named issuer refetched once, the other was not asked"
     );
+}
 
+#[actix_web::test]
+async fn an_issuer_outside_the_list_is_refused_without_any_fetch_and_every_issuer_is_reported() {
+    let (app, custom_domain) = tenant_and_custom_domain().await;
+    let tenant = &app.issuer;
+    let (custom_before, tenant_before) = (custom_domain.fetches(), tenant.fetches());
     let unknown_kid = keys().rotated.with_kid("never-seen");
     let foreign = unknown_kid.sign(&claims("https://tenant.eu.auth0.com/", "auth0|foreign"));
     let failures = r#"reason="issuer""#;
@@ -113,7 +128,7 @@ async fn each_issuer_s_tokens_are_verified_with_its_own_keys_only() {
     .await;
     assert_eq!(
         (custom_domain.fetches(), tenant.fetches()),
-        (custom_before + 1, tenant_before),
+        (custom_before, tenant_before),
         "no fetch at all for an issuer outside the list"
     );
     let after = sample(

@@ -7,6 +7,7 @@ use jsonwebtoken::{Algorithm, Header};
 use serde_json::{Value, json};
 
 use crate::support::{
+    AUDIENCE,
     app::{Options, TestApp},
     assert::{assert_invalid_token, assert_problem, challenge, header, metrics_text, sample},
     db::Backend,
@@ -246,4 +247,52 @@ async fn with_at_jwt_required_serve_dev_accepts_its_curl_line_and_what_mint_toke
         assert_eq!(get(token).await.expect("request").status(), 200, "{case}");
     }
     assert_invalid_token(get(&untyped).await.expect("request"), NOT_AT_JWT, "JWT").await;
+}
+
+#[actix_web::test]
+async fn explain_token_says_typ_is_not_at_jwt_and_where_permissions_come_from() {
+    let issuer = TestIssuer::start(&[&keys().primary]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let claims = issuer.claims("auth0|explained", &[]);
+    let mut id_token = claims.clone();
+    id_token["nonce"] = json!("n-0S6_WzA2Mj");
+    let cases = [
+        (
+            ("AUTH_REQUIRE_AT_JWT", "true"),
+            typed(None, &claims),
+            false,
+            "REFUSED: typ is not at+jwt (it is absent): AUTH_REQUIRE_AT_JWT=true",
+        ),
+        (
+            ("AUTH_REQUIRE_AT_JWT", "false"),
+            typed(Some("dpop+jwt"), &claims),
+            false,
+            "REFUSED: typ is not at+jwt: dpop+jwt says this JWT is not an access token",
+        ),
+        (
+            ("AUTH_REQUIRE_AT_JWT", "false"),
+            typed(None, &id_token),
+            false,
+            NONCE,
+        ),
+        (
+            ("AUTH_PERMISSIONS_FROM", "permissions"),
+            typed(Some("at+jwt"), &claims),
+            true,
+            "note: permissions come from the permissions claim only (AUTH_PERMISSIONS_FROM): \
+             its scope claim grants nothing",
+        ),
+    ];
+    for ((var, value), token, accepted, says) in cases {
+        let env = vec![
+            ("AUTH0_ISSUER", issuer.issuer.clone()),
+            ("AUTH0_AUDIENCE", AUDIENCE.to_owned()),
+            (var, value.to_owned()),
+        ];
+        let (status, stdout, stderr) =
+            run(command(&["explain-token", &token], &env, dir.path())).await;
+        let case = format!("{var}={value} {says}");
+        assert_eq!(status.success(), accepted, "{case}: {stdout}\n{stderr}");
+        assert!(stdout.contains(says), "{case}: {stdout}");
+    }
 }
