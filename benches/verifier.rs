@@ -14,8 +14,8 @@ use futures::executor::block_on;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use usergate::{
-    auth::{TokenCache, Verifier, jwks::KeyStore, key_set::KeySet},
-    config::AuthSettings,
+    auth::{Issuers, TokenCache, Verifier, key_set::KeySet},
+    config::{AuthSettings, PermissionsFrom},
     dev_issuer::{DevKey, MintRequest},
 };
 
@@ -24,8 +24,12 @@ const AUDIENCE: &str = "https://api.bench.example/";
 
 fn settings() -> AuthSettings {
     AuthSettings {
-        issuer: ISSUER.into(),
-        jwks_url: url::Url::parse("https://bench.example/.well-known/jwks.json").expect("url"),
+        issuers: vec![ISSUER.into()],
+        jwks_url: Some(
+            url::Url::parse("https://bench.example/.well-known/jwks.json").expect("url"),
+        ),
+        permissions_from: PermissionsFrom::Both,
+        require_at_jwt: false,
         audiences: vec![AUDIENCE.into()],
         algorithms: vec![Algorithm::RS256, Algorithm::ES256],
         leeway_secs: 60,
@@ -53,6 +57,7 @@ fn fixture() -> Fixture {
             scope: Some("read:users".into()),
             permissions: Some(vec!["read:users".into()]),
             ttl: Duration::from_secs(3600),
+            ..MintRequest::default()
         })
         .expect("mint");
 
@@ -90,7 +95,7 @@ fn verifier(f: &Fixture, cache: TokenCache) -> Verifier {
     let settings = settings();
     let keys = KeySet::from_jwks_json(f.keys.to_string().as_bytes(), &settings.algorithms)
         .expect("key set");
-    Verifier::new(&settings, KeyStore::fixed(keys), cache)
+    Verifier::new(&settings, Issuers::fixed(ISSUER, keys), cache)
 }
 
 fn bench(c: &mut Criterion) {

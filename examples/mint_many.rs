@@ -26,6 +26,7 @@ fn main() -> anyhow::Result<()> {
             scope: None,
             permissions: Some(all_permissions()),
             ttl: Duration::from_secs(ttl),
+            ..MintRequest::default()
         })?;
         writeln!(out, "{token}")?;
     }

@@ -17,10 +17,7 @@ use actix_web::{
 use anyhow::Context;
 
 use crate::{
-    auth::{
-        TokenCache, Verifier, bearer_auth,
-        jwks::{self, KeyStore},
-    },
+    auth::{Issuers, TokenCache, Verifier, bearer_auth},
     config::{HttpSettings, Settings, reachable_host},
     db::{self, DbPool},
     dev_issuer::DevKey,
@@ -202,20 +199,20 @@ async fn migrated_pool(settings: &Settings) -> anyhow::Result<DbPool> {
     Ok(pool)
 }
 
-/// The tenant's keys through the JWKS actor, or the dev key in dev mode.
+/// Each issuer's keys through its JWKS actor, or the dev key in dev mode.
 fn key_store(
     settings: &Settings,
     cache: &TokenCache,
-) -> anyhow::Result<(KeyStore, Option<Arc<DevKey>>)> {
+) -> anyhow::Result<(Issuers, Option<Arc<DevKey>>)> {
     if settings.dev.enabled {
         let dev_key =
             Arc::new(DevKey::load_or_create(&settings.dev.key_path).context("DEV_KEY_PATH")?);
         let keys = dev_key.key_set().context("the dev key's JWKS")?;
-        Ok((KeyStore::fixed(keys), Some(dev_key)))
+        let issuers = Issuers::fixed(settings.auth.primary_issuer(), keys);
+        Ok((issuers, Some(dev_key)))
     } else {
-        let keys =
-            jwks::spawn(&settings.auth, cache.clone()).context("building the JWKS client")?;
-        Ok((keys, None))
+        let issuers = Issuers::spawn(&settings.auth, cache).context("building the JWKS client")?;
+        Ok((issuers, None))
     }
 }
 

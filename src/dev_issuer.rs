@@ -44,6 +44,9 @@ pub enum DevKeyError {
     /// Signing a token failed.
     #[error("signing the token failed")]
     Sign(#[from] jsonwebtoken::errors::Error),
+    /// The claims do not make a JSON object.
+    #[error("the claims are not a JSON object")]
+    Claims(#[source] serde_json::Error),
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DevKeyError {
@@ -64,7 +67,7 @@ pub struct DevKey {
 }
 
 /// What a minted token says.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct MintRequest {
     /// `sub`.
     pub sub: String,
@@ -81,6 +84,12 @@ pub struct MintRequest {
     /// Lifetime.
     #[serde(skip)]
     pub ttl: Duration,
+    /// More claims (`org_id`, `gty`…); they win over the ones above.
+    #[serde(skip)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The header's `typ` (e.g. `at+jwt`); `JWT` when `None`.
+    #[serde(skip)]
+    pub typ: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -171,13 +180,21 @@ impl DevKey {
         let iat = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let claims = MintedClaims {
+        let minted = MintedClaims {
             request,
             iat,
             exp: iat.saturating_add(request.ttl.as_secs()),
         };
+        let mut claims = match serde_json::to_value(&minted).map_err(DevKeyError::Claims)? {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        claims.extend(request.claims.clone());
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(self.kid.clone());
+        if let Some(typ) = &request.typ {
+            header.typ = Some(typ.clone());
+        }
         Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
     }
 }

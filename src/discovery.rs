@@ -11,7 +11,7 @@ use crate::{config::AuthSettings, dev_issuer::DevKey, users::permissions::ALL_PE
 pub struct ProtectedResource {
     /// The API identifier (the first configured audience).
     pub resource: String,
-    /// The token issuer.
+    /// The trusted token issuers, the primary first.
     pub authorization_servers: Vec<String>,
     /// Always `["header"]`: tokens are read from `Authorization` only.
     pub bearer_methods_supported: Vec<&'static str>,
@@ -24,7 +24,7 @@ impl ProtectedResource {
     pub fn of(auth: &AuthSettings) -> Self {
         Self {
             resource: auth.audiences.first().cloned().unwrap_or_default(),
-            authorization_servers: vec![auth.issuer.clone()],
+            authorization_servers: auth.issuers.clone(),
             bearer_methods_supported: vec!["header"],
             scopes_supported: ALL_PERMISSIONS.to_vec(),
         }

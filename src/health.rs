@@ -1,15 +1,23 @@
 //! Liveness and readiness.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{auth::Verifier, db, db::DbPool, report::Chain};
+use crate::{
+    auth::{Verifier, jwks::KeyStore},
+    db,
+    db::DbPool,
+    report::Chain,
+};
 
 /// Set when the server starts draining: `/readyz` then answers 503.
 #[derive(Debug, Clone, Default)]
@@ -41,8 +49,10 @@ pub struct Readiness {
     pub status: &'static str,
     /// `ok`, or why the database is not ready.
     pub database: String,
-    /// `ok`, or why no key set is loaded.
+    /// `ok` when every trusted issuer's key set is loaded, else why not.
     pub keys: String,
+    /// Each trusted issuer's key set: `ok`, or why none is loaded.
+    pub issuers: BTreeMap<String, String>,
     /// True once shutdown has begun.
     pub draining: bool,
 }
@@ -70,10 +80,14 @@ pub async fn readyz(
             "unavailable".to_owned()
         }
     };
-    let keys = if verifier.keys().current().is_some() {
-        "ok".to_owned()
-    } else {
-        "unavailable: no signing key set loaded yet".to_owned()
+    let issuers: BTreeMap<String, String> = verifier
+        .issuers()
+        .iter()
+        .map(|(issuer, store)| (issuer.to_owned(), key_state(store)))
+        .collect();
+    let keys = match issuers.iter().find(|(_, state)| *state != "ok") {
+        None => "ok".to_owned(),
+        Some((issuer, _)) => format!("unavailable: no signing key set loaded yet for {issuer}"),
     };
     let draining = draining.is_draining();
     let ready = database == "ok" && keys == "ok" && !draining;
@@ -81,6 +95,7 @@ pub async fn readyz(
         status: if ready { "ok" } else { "unavailable" },
         database,
         keys,
+        issuers,
         draining,
     };
     if ready {
@@ -89,5 +104,15 @@ pub async fn readyz(
         HttpResponse::ServiceUnavailable()
             .insert_header((actix_web::http::header::RETRY_AFTER, "5"))
             .json(body)
+    }
+}
+
+/// `ok` once a key set is loaded (a later failed refresh keeps it in use),
+/// else why none could be.
+fn key_state(store: &KeyStore) -> String {
+    match (store.current(), store.problem()) {
+        (Some(_), _) => "ok".to_owned(),
+        (None, Some(why)) => format!("unavailable: {why}"),
+        (None, None) => "unavailable: no signing key set loaded yet".to_owned(),
     }
 }

@@ -3,10 +3,10 @@
 use std::{io::Read, process::ExitCode, time::Duration};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use usergate::{
     Application, Settings,
-    auth::{explain, key_set},
+    auth::{explain, issuers, key_set},
     config::{
         AuthSettings, DEV_AUDIENCE, DatabaseSettings, DevSettings, Env, Listen, process_env,
         reachable_host,
@@ -37,23 +37,7 @@ enum Command {
         dev: bool,
     },
     /// Print a token signed by the dev key (the one `serve --dev` trusts).
-    MintToken {
-        /// The subject (`sub` claim).
-        #[arg(long)]
-        sub: String,
-        /// Space-separated `scope` claim, e.g. "read:users create:users".
-        #[arg(long)]
-        scope: Option<String>,
-        /// Comma-separated `permissions` claim (Auth0 RBAC).
-        #[arg(long, value_delimiter = ',')]
-        permissions: Option<Vec<String>>,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 3600)]
-        ttl: u64,
-        /// Audience; defaults to the first configured one.
-        #[arg(long)]
-        aud: Option<String>,
-    },
+    MintToken(MintArgs),
     /// Run pending database migrations and exit.
     Migrate,
     /// Say whether a token would be accepted, and if not, exactly why.
@@ -67,6 +51,33 @@ enum Command {
     },
     /// GET the local /healthz; exit 0 when healthy (for Docker HEALTHCHECK).
     Healthcheck,
+}
+
+/// What `mint-token` puts in the token.
+#[derive(Args)]
+struct MintArgs {
+    /// The subject (`sub` claim).
+    #[arg(long)]
+    sub: String,
+    /// Space-separated `scope` claim, e.g. "read:users create:users".
+    #[arg(long)]
+    scope: Option<String>,
+    /// Comma-separated `permissions` claim (Auth0 RBAC).
+    #[arg(long, value_delimiter = ',')]
+    permissions: Option<Vec<String>>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+    /// Audience; defaults to the first configured one.
+    #[arg(long)]
+    aud: Option<String>,
+    /// One more claim as NAME=JSON, e.g. org_id='"org_1"' (repeatable).
+    #[arg(long = "claim", value_name = "NAME=JSON")]
+    claims: Vec<String>,
+    /// The header's typ, e.g. at+jwt (RFC 9068); by default `JWT`, or
+    /// `at+jwt` when AUTH_REQUIRE_AT_JWT=true.
+    #[arg(long)]
+    typ: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -87,13 +98,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve { dev: false }) {
         Command::Serve { dev } => serve(dev),
-        Command::MintToken {
-            sub,
-            scope,
-            permissions,
-            ttl,
-            aud,
-        } => mint_token(sub, scope, permissions, ttl, aud),
+        Command::MintToken(args) => mint_token(args),
         Command::Migrate => migrate(),
         Command::ExplainToken { token, dev } => explain_token(&token, dev),
         Command::Healthcheck => healthcheck(),
@@ -116,53 +121,22 @@ fn main() -> ExitCode {
 fn serve(dev: bool) -> anyhow::Result<ExitCode> {
     let settings = Settings::from_env(dev)?;
     actix_web::rt::System::new().block_on(async move {
-        if dev {
-            eprintln!("{}", "*".repeat(72));
-            eprintln!(
-                "* DEV MODE: tokens signed by the local key {} are trusted.",
-                settings.dev.key_path.display()
-            );
-            eprintln!("* Never run this in production.");
-            eprintln!("{}", "*".repeat(72));
-            if !settings.dev.ignored.is_empty() {
-                log::warn!(
-                    "dev mode ignores {}: tokens are checked against the local dev issuer {}",
-                    settings.dev.ignored.join(", "),
-                    settings.auth.issuer
-                );
-            }
-        } else if settings.http.public_url.is_none() {
-            log::warn!(
-                "PUBLIC_URL is not set: absolute URLs (links, Location, challenges) are built \
-                 from each request's Host header; set it to the URL clients use"
-            );
-        }
-        log::info!(
-            "usergate starting on {}:{} with {} ({})",
-            settings.http.listen.host,
-            settings.http.listen.port,
-            settings.database.url.backend(),
-            settings.auth.issuer
-        );
-        let (host, issuer, audience) = (
-            settings.http.listen.host.clone(),
-            settings.auth.issuer.clone(),
-            settings
-                .auth
-                .audiences
-                .first()
-                .cloned()
-                .unwrap_or_else(|| DEV_AUDIENCE.into()),
-        );
+        announce(&settings);
+        let (host, auth) = (settings.http.listen.host.clone(), settings.auth.clone());
         let app = Application::build(settings).await?;
         if let Some(key) = app.dev_key() {
             let token = key.mint(&MintRequest {
                 sub: "dev|local-user".into(),
-                iss: issuer,
-                aud: audience,
-                scope: None,
+                iss: auth.primary_issuer().to_owned(),
+                aud: auth
+                    .audiences
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| DEV_AUDIENCE.into()),
                 permissions: Some(all_permissions()),
                 ttl: Duration::from_secs(24 * 3600),
+                typ: dev_typ(&auth, None),
+                ..MintRequest::default()
             })?;
             println!(
                 "curl -H 'Authorization: Bearer {token}' http://{}:{}/users/me",
@@ -175,27 +149,87 @@ fn serve(dev: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn mint_token(
-    sub: String,
-    scope: Option<String>,
-    permissions: Option<Vec<String>>,
-    ttl: u64,
-    aud: Option<String>,
-) -> anyhow::Result<ExitCode> {
+/// The start-up banner and lines: dev mode, what is trusted, and how.
+fn announce(settings: &Settings) {
+    if settings.dev.enabled {
+        eprintln!("{}", "*".repeat(72));
+        eprintln!(
+            "* DEV MODE: tokens signed by the local key {} are trusted.",
+            settings.dev.key_path.display()
+        );
+        eprintln!("* Never run this in production.");
+        eprintln!("{}", "*".repeat(72));
+        if !settings.dev.ignored.is_empty() {
+            log::warn!(
+                "dev mode ignores {}: tokens are checked against the local dev issuer {}",
+                settings.dev.ignored.join(", "),
+                settings.auth.primary_issuer()
+            );
+        }
+    } else if settings.http.public_url.is_none() {
+        log::warn!(
+            "PUBLIC_URL is not set: absolute URLs (links, Location, challenges) are built \
+             from each request's Host header; set it to the URL clients use"
+        );
+    }
+    log::info!(
+        "usergate starting on {}:{} with {} ({})",
+        settings.http.listen.host,
+        settings.http.listen.port,
+        settings.database.url.backend(),
+        settings.auth.issuers.join(", ")
+    );
+    log::info!(
+        "permissions come from {} (AUTH_PERMISSIONS_FROM){}",
+        settings.auth.permissions_from.describe(),
+        if settings.auth.require_at_jwt {
+            "; only at+jwt access tokens are accepted (AUTH_REQUIRE_AT_JWT)"
+        } else {
+            ""
+        }
+    );
+}
+
+/// A dev token's `typ`: the one asked for, else `at+jwt` when only those
+/// are accepted, so that `serve --dev` takes what `mint-token` prints.
+fn dev_typ(auth: &AuthSettings, asked: Option<String>) -> Option<String> {
+    asked.or_else(|| auth.require_at_jwt.then(|| "at+jwt".to_owned()))
+}
+
+/// `--claim NAME=JSON` values, each checked: one clear line for a bad one.
+fn parse_claims(claims: &[String]) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let mut parsed = serde_json::Map::new();
+    for claim in claims {
+        let Some((name, json)) = claim.split_once('=').filter(|(name, _)| !name.is_empty()) else {
+            anyhow::bail!("--claim {claim}: expected NAME=JSON, e.g. org_id='\"org_1\"'");
+        };
+        let value = serde_json::from_str(json).with_context(|| {
+            format!("--claim {name}: not JSON (a string needs its quotes: {name}='\"…\"')")
+        })?;
+        parsed.insert(name.to_owned(), value);
+    }
+    Ok(parsed)
+}
+
+fn mint_token(args: MintArgs) -> anyhow::Result<ExitCode> {
+    let claims = parse_claims(&args.claims)?;
     let env = Env::new(&process_env);
     let auth = AuthSettings::from_env(&env, true, Listen::from_env(&env)?.port)?;
     let dev = DevSettings::from_env(&env, true);
     let key = DevKey::load_or_create(&dev.key_path).context("DEV_KEY_PATH")?;
-    let audience = aud
+    let audience = args
+        .aud
         .or_else(|| auth.audiences.first().cloned())
         .unwrap_or_else(|| DEV_AUDIENCE.into());
     let token = key.mint(&MintRequest {
-        sub,
-        iss: auth.issuer,
+        sub: args.sub,
+        iss: auth.primary_issuer().to_owned(),
         aud: audience,
-        scope,
-        permissions,
-        ttl: Duration::from_secs(ttl),
+        scope: args.scope,
+        permissions: args.permissions,
+        ttl: Duration::from_secs(args.ttl),
+        claims,
+        typ: dev_typ(&auth, args.typ),
     })?;
     println!("{token}");
     Ok(ExitCode::SUCCESS)
@@ -224,19 +258,25 @@ fn explain_token(token: &str, dev: bool) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let explanation = runtime.block_on(async {
-        let keys = if dev {
-            // Read the key only: explaining a token must not create one.
-            let path = DevSettings::from_env(&env, true).key_path;
-            let key = DevKey::load(&path)
-                .with_context(|| format!("DEV_KEY_PATH: no dev key at {}", path.display()))?;
-            key.key_set()
-        } else {
-            let client = key_set::http_client(&auth).context("building the JWKS client")?;
-            key_set::fetch(&client, &auth).await
-        };
-        anyhow::Ok(explain::explain(&token, &auth, keys).await)
-    })?;
+    let dev_key = if dev {
+        // Read the key only: explaining a token must not create one.
+        let path = DevSettings::from_env(&env, true).key_path;
+        Some(
+            DevKey::load(&path)
+                .with_context(|| format!("DEV_KEY_PATH: no dev key at {}", path.display()))?,
+        )
+    } else {
+        None
+    };
+    let client = key_set::http_client(&auth).context("building the JWKS client")?;
+    // Only the configured issuer the token names is asked for its keys.
+    let keys = async |issuer: &str| match &dev_key {
+        Some(key) => key.key_set(),
+        None => issuers::fetch(&client, issuer, auth.jwks_url.as_ref(), &auth.algorithms)
+            .await
+            .map(|(keys, _)| keys),
+    };
+    let explanation = runtime.block_on(explain::explain(&token, &auth, keys));
     for line in &explanation.lines {
         println!("{line}");
     }

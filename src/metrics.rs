@@ -109,13 +109,16 @@ pub async fn render(
     metrics::gauge!("usergate_db_pool_connections").set(f64::from(state.connections));
     metrics::gauge!("usergate_db_pool_idle_connections").set(f64::from(state.idle_connections));
     metrics::gauge!("usergate_db_pool_max_size").set(f64::from(pool.max_size()));
-    match verifier.keys().current() {
-        Some(keys) => {
-            metrics::gauge!("usergate_jwks_keys").set(keys.len() as f64);
-            metrics::gauge!("usergate_jwks_age_seconds")
-                .set(keys.loaded_at.elapsed().as_secs_f64());
-        }
-        None => metrics::gauge!("usergate_jwks_keys").set(0.0),
+    // Summed over the issuers; the age is the oldest set's.
+    let sets: Vec<_> = verifier
+        .issuers()
+        .iter()
+        .filter_map(|(_, store)| store.current())
+        .collect();
+    let keys: usize = sets.iter().map(|set| set.len()).sum();
+    metrics::gauge!("usergate_jwks_keys").set(keys as f64);
+    if let Some(age) = sets.iter().map(|set| set.loaded_at.elapsed()).max() {
+        metrics::gauge!("usergate_jwks_age_seconds").set(age.as_secs_f64());
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

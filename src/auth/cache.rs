@@ -120,7 +120,10 @@ mod tests {
         let claims: AccessClaims =
             serde_json::from_value(serde_json::json!({"sub": sub, "iss": "https://issuer.example/", "exp": unix_now() + 60}))
                 .expect("claims");
-        Arc::new(Principal::from_claims(claims).expect("principal"))
+        Arc::new(
+            Principal::from_claims(claims, crate::config::PermissionsFrom::Both)
+                .expect("principal"),
+        )
     }
 
     #[test]

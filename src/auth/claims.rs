@@ -5,7 +5,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Deserializer};
 
 use super::TokenError;
-use crate::fields::{Email, Name, Subject};
+use crate::{
+    config::PermissionsFrom,
+    fields::{Email, Name, Subject},
+};
 
 /// Seconds since the epoch, as `exp`, `nbf` and `iat` count them.
 pub fn unix_now() -> i64 {
@@ -49,6 +52,12 @@ pub struct AccessClaims {
     /// Auth0's grant type, `client-credentials` for machine-to-machine tokens.
     #[serde(default, deserialize_with = "lenient_string")]
     pub gty: Option<String>,
+    /// The client the token was issued to (RFC 9068).
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub client_id: Option<String>,
+    /// The same, in Auth0's classic access token profile.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub azp: Option<String>,
 }
 
 /// The authenticated caller, as handlers see it.
@@ -56,8 +65,12 @@ pub struct AccessClaims {
 pub struct Principal {
     /// Who the token is about.
     pub sub: Subject,
-    /// `scope` ∪ `permissions`, sorted, without duplicates.
+    /// What the claims named by `AUTH_PERMISSIONS_FROM` grant (by default
+    /// `scope` ∪ `permissions`), sorted, without duplicates.
     pub permissions: Vec<String>,
+    /// The client the token was issued to: RFC 9068's `client_id`, or
+    /// Auth0's `azp`.
+    pub client_id: Option<String>,
     /// A valid `email` claim, if any.
     pub email: Option<Email>,
     /// A valid `name` claim, if any.
@@ -69,8 +82,9 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Builds the principal; the subject must be present and valid.
-    pub fn from_claims(claims: AccessClaims) -> Result<Self, TokenError> {
+    /// Builds the principal, its permissions granted by the claims `from`
+    /// names; the subject must be present and valid.
+    pub fn from_claims(claims: AccessClaims, from: PermissionsFrom) -> Result<Self, TokenError> {
         if !matches!(claims.iss, Some(serde_json::Value::String(_))) {
             return Err(TokenError::Claim("iss"));
         }
@@ -78,14 +92,18 @@ impl Principal {
             .sub
             .and_then(|s| Subject::parse(s).ok())
             .ok_or(TokenError::Claim("sub"))?;
-        let mut permissions: Vec<String> = claims
-            .scope
-            .as_deref()
+        let scope = claims.scope.as_deref().filter(|_| from.scope());
+        let granted = if from.permissions() {
+            claims.permissions
+        } else {
+            Vec::new()
+        };
+        let mut permissions: Vec<String> = scope
             .unwrap_or_default()
             .split(' ')
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
-            .chain(claims.permissions)
+            .chain(granted)
             .collect();
         // Auth0 marks such tokens with `gty`, and names their subject
         // `<client_id>@clients`; either is enough.
@@ -104,6 +122,7 @@ impl Principal {
             name: claims.name.and_then(|n| Name::parse(n).ok()),
             expires_at: claims.exp.ok_or(TokenError::Claim("exp"))? as i64,
             is_machine,
+            client_id: claims.client_id.or(claims.azp),
         })
     }
 
@@ -150,9 +169,47 @@ mod tests {
         serde_json::from_value(json).expect("claims deserialize")
     }
 
+    fn principal(claims: AccessClaims) -> Result<Principal, TokenError> {
+        Principal::from_claims(claims, PermissionsFrom::Both)
+    }
+
+    #[test]
+    fn only_the_claims_named_grant_permissions() {
+        let json = serde_json::json!({
+            "iss": "i", "sub": "s", "exp": 10, "scope": "read:users", "permissions": ["delete:users"]
+        });
+        for (from, expected) in [
+            (PermissionsFrom::Permissions, vec!["delete:users"]),
+            (PermissionsFrom::Scope, vec!["read:users"]),
+            (PermissionsFrom::Both, vec!["delete:users", "read:users"]),
+        ] {
+            let p = Principal::from_claims(claims(json.clone()), from).expect("principal");
+            assert_eq!(p.permissions, expected, "{from:?}");
+        }
+    }
+
+    #[test]
+    fn the_client_is_rfc_9068_client_id_or_auth0_azp() {
+        for (json, expected) in [
+            (
+                serde_json::json!({"client_id": "c1", "azp": "a1"}),
+                Some("c1"),
+            ),
+            (serde_json::json!({"azp": "a1"}), Some("a1")),
+            (serde_json::json!({}), None),
+        ] {
+            let mut json = json;
+            json["iss"] = "i".into();
+            json["sub"] = "s".into();
+            json["exp"] = 10.into();
+            let p = principal(claims(json.clone())).expect("principal");
+            assert_eq!(p.client_id.as_deref(), expected, "{json}");
+        }
+    }
+
     #[test]
     fn permissions_are_scope_union_permissions() {
-        let p = Principal::from_claims(claims(serde_json::json!({
+        let p = principal(claims(serde_json::json!({
             "iss": "i", "sub": "auth0|1", "exp": 10, "scope": "openid read:users  profile",
             "permissions": ["delete:users", "read:users", 7]
         })))
@@ -192,7 +249,7 @@ mod tests {
             let mut json = json;
             json["exp"] = 10.into();
             json["iss"] = "https://issuer.example/".into();
-            let p = Principal::from_claims(claims(json)).expect("valid principal");
+            let p = principal(claims(json)).expect("valid principal");
             assert_eq!(p.is_machine, machine, "{case}");
         }
     }
@@ -205,13 +262,13 @@ mod tests {
             serde_json::json!(42),
         ] {
             let c = claims(serde_json::json!({"iss": "i", "sub": sub, "exp": 10}));
-            assert_eq!(Principal::from_claims(c), Err(TokenError::Claim("sub")));
+            assert_eq!(principal(c), Err(TokenError::Claim("sub")));
         }
     }
 
     #[test]
     fn invalid_profile_claims_are_dropped_not_fatal() {
-        let p = Principal::from_claims(claims(serde_json::json!({
+        let p = principal(claims(serde_json::json!({
             "iss": "i", "sub": "s", "exp": 10, "email": "not an email", "name": {"first": "Ada"}
         })))
         .expect("valid principal");
@@ -226,7 +283,7 @@ mod tests {
             if !verified.is_null() {
                 json["email_verified"] = verified;
             }
-            Principal::from_claims(claims(json))
+            principal(claims(json))
                 .expect("valid principal")
                 .email
                 .map(String::from)
@@ -250,11 +307,7 @@ mod tests {
             serde_json::json!(7),
         ] {
             let c = claims(serde_json::json!({"iss": iss, "sub": "s", "exp": 10}));
-            assert_eq!(
-                Principal::from_claims(c),
-                Err(TokenError::Claim("iss")),
-                "{iss}"
-            );
+            assert_eq!(principal(c), Err(TokenError::Claim("iss")), "{iss}");
         }
     }
 }

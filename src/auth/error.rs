@@ -54,9 +54,18 @@ pub enum TokenError {
     /// No trusted key with this `kid`, even after a refresh.
     #[error("the token's signing key is unknown")]
     UnknownKid,
-    /// `iss` is not the configured issuer.
+    /// `iss` is not one of the configured issuers.
     #[error("the token has the wrong issuer")]
     Issuer,
+    /// `typ` says the JWT is something else than an access token.
+    #[error("the token's typ says it is not an access token")]
+    NotAccessToken,
+    /// `AUTH_REQUIRE_AT_JWT` is on and `typ` is not `at+jwt`.
+    #[error("the token's typ is not at+jwt (only RFC 9068 access tokens are accepted)")]
+    NotAtJwt,
+    /// A `nonce` claim: an ID token, not an access token.
+    #[error("the token carries a nonce: it is an ID token, not an access token")]
+    Nonce,
     /// `aud` names none of the configured audiences.
     #[error("the token is not meant for this API (wrong audience)")]
     Audience,
@@ -85,6 +94,8 @@ impl TokenError {
             Self::Header(_) | Self::MissingKid => "malformed",
             Self::UnknownKid => "unknown_kid",
             Self::Issuer => "issuer",
+            Self::NotAccessToken | Self::NotAtJwt => "typ",
+            Self::Nonce => "nonce",
             Self::Audience => "audience",
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",

@@ -4,13 +4,15 @@
 use serde_json::Value;
 
 use super::{
-    AuthError, Credentials, Principal, TokenCache, TokenError, Verifier,
+    AuthError, Credentials, Issuers, Principal, TokenCache, TokenError, Verifier,
     claims::unix_now,
-    jwks::KeyStore,
     key_set::{JwksError, KeySet},
     token::{MAX_TOKEN_BYTES, UnverifiedToken},
 };
-use crate::{config::AuthSettings, report::Chain};
+use crate::{
+    config::{AuthSettings, PermissionsFrom},
+    report::Chain,
+};
 
 /// The verdict and the lines that explain it.
 #[derive(Debug)]
@@ -29,21 +31,24 @@ enum Refusal {
     Opaque,
     NotJwt,
     IdToken,
-    NoKeys(JwksError),
+    UnknownIssuer(String),
+    NoKeys(String, JwksError),
     Refused(AuthError),
 }
 
 /// Explains `input` (a token, or a whole `Bearer …` value) against
-/// `settings`, trusting `keys` (or saying why there are none).
+/// `settings`, trusting the key set `keys` gives for the token's issuer
+/// (or saying why there is none). `keys` is only asked for a configured issuer.
 pub async fn explain(
     input: &str,
     settings: &AuthSettings,
-    keys: Result<KeySet, JwksError>,
+    keys: impl AsyncFnOnce(&str) -> Result<KeySet, JwksError>,
 ) -> Explanation {
     let mut lines = Vec::new();
     let verdict = match decode(input) {
         Ok((token, unverified)) => {
             describe(&unverified, &mut lines);
+            note_ignored_claims(&unverified, settings.permissions_from, &mut lines);
             diagnose(&token, &unverified, settings, keys)
                 .await
                 .map_err(|refusal| (refusal, Some(unverified)))
@@ -51,6 +56,25 @@ pub async fn explain(
         Err(refusal) => Err((refusal, None)),
     };
     phrase(verdict, settings, lines)
+}
+
+/// Says which present claim grants nothing under `AUTH_PERMISSIONS_FROM`.
+fn note_ignored_claims(
+    unverified: &UnverifiedToken,
+    from: PermissionsFrom,
+    lines: &mut Vec<String>,
+) {
+    let ignored = match from {
+        PermissionsFrom::Permissions => "scope",
+        PermissionsFrom::Scope => "permissions",
+        PermissionsFrom::Both => return,
+    };
+    if unverified.claim(ignored).ok().flatten().is_some() {
+        lines.push(format!(
+            "note: permissions come from {} (AUTH_PERMISSIONS_FROM): its {ignored} claim grants nothing",
+            from.describe()
+        ));
+    }
 }
 
 /// The token out of the input, parsed without trusting it.
@@ -82,8 +106,8 @@ async fn diagnose(
     token: &str,
     unverified: &UnverifiedToken,
     settings: &AuthSettings,
-    keys: Result<KeySet, JwksError>,
-) -> Result<Principal, Refusal> {
+    keys: impl AsyncFnOnce(&str) -> Result<KeySet, JwksError>,
+) -> Result<(Principal, String), Refusal> {
     let claim = |name| unverified.claim(name).ok().flatten();
     let audience_matches = unverified
         .audiences()
@@ -95,23 +119,34 @@ async fn diagnose(
     if looks_like_id_token && !audience_matches {
         return Err(Refusal::IdToken);
     }
-    let keys = keys.map_err(Refusal::NoKeys)?;
-    let verifier = Verifier::new(settings, KeyStore::fixed(keys), TokenCache::disabled());
+    let issuer = unverified
+        .issuer()
+        .map_err(|e| Refusal::Refused(e.into()))?
+        .to_owned();
+    if !settings.issuers.contains(&issuer) {
+        return Err(Refusal::UnknownIssuer(issuer));
+    }
+    let keys = keys(&issuer)
+        .await
+        .map_err(|e| Refusal::NoKeys(issuer.clone(), e))?;
+    let issuers = Issuers::fixed(&issuer, keys);
+    let verifier = Verifier::new(settings, issuers, TokenCache::disabled());
     verifier
         .verify_parsed(token, unverified)
         .await
+        .map(|principal| (principal, issuer))
         .map_err(Refusal::Refused)
 }
 
 fn phrase(
-    verdict: Result<Principal, (Refusal, Option<UnverifiedToken>)>,
+    verdict: Result<(Principal, String), (Refusal, Option<UnverifiedToken>)>,
     settings: &AuthSettings,
     mut lines: Vec<String>,
 ) -> Explanation {
     let (refusal, unverified) = match verdict {
-        Ok(principal) => {
+        Ok((principal, issuer)) => {
             lines.push(format!(
-                "ACCEPTED: subject {} with permissions [{}]",
+                "ACCEPTED: subject {} with permissions [{}], issued by {issuer}",
                 principal.sub,
                 principal.permissions.join(", ")
             ));
@@ -140,9 +175,13 @@ fn phrase(
             "this looks like an ID token (audience is the application's client id, not the API; it carries \
              nonce/at_hash or profile claims). Send the access token, requested with audience={audiences}"
         ),
-        Refusal::NoKeys(e) => format!(
-            "the signing keys could not be loaded from {}: {}",
-            settings.jwks_url,
+        Refusal::UnknownIssuer(issuer) => format!(
+            "issuer not in AUTH0_ISSUER: the token says {issuer:?}, this API trusts {} \
+             (exactly, with the trailing slash)",
+            settings.issuers.join(", ")
+        ),
+        Refusal::NoKeys(issuer, e) => format!(
+            "the signing keys of {issuer} could not be loaded: {}",
             Chain(&e)
         ),
         Refusal::Refused(e) => refused_because(&e, unverified.as_ref(), settings),
@@ -175,7 +214,19 @@ fn refused_because(
         AuthError::Invalid(TokenError::Issuer) => format!(
             "wrong issuer: the token says {}, this API trusts {} (exactly, with the trailing slash)",
             claim("iss"),
-            settings.issuer
+            settings.issuers.join(", ")
+        ),
+        AuthError::Invalid(TokenError::NotAtJwt) => format!(
+            "typ is not at+jwt (it is {}): AUTH_REQUIRE_AT_JWT=true accepts only RFC 9068 access tokens",
+            unverified
+                .and_then(|u| u.header.typ.as_deref())
+                .unwrap_or("absent")
+        ),
+        AuthError::Invalid(TokenError::NotAccessToken) => format!(
+            "typ is not at+jwt: {} says this JWT is not an access token",
+            unverified
+                .and_then(|u| u.header.typ.as_deref())
+                .unwrap_or_default()
         ),
         AuthError::Invalid(TokenError::Algorithm) => format!(
             "the algorithm is not allowed: allowed are {:?} (none and HS* never are)",
@@ -197,12 +248,21 @@ fn refused_because(
 fn describe(unverified: &UnverifiedToken, lines: &mut Vec<String>) {
     let header = &unverified.header;
     lines.push(format!(
-        "header: alg={} kid={}",
+        "header: alg={} kid={} typ={}",
         header.alg,
-        header.kid.as_deref().unwrap_or("(none)")
+        header.kid.as_deref().unwrap_or("(none)"),
+        header.typ.as_deref().unwrap_or("(none)")
     ));
     let claim = |name| unverified.claim(name).ok().flatten();
-    for name in ["iss", "sub", "aud", "azp", "scope", "permissions"] {
+    for name in [
+        "iss",
+        "sub",
+        "aud",
+        "azp",
+        "client_id",
+        "scope",
+        "permissions",
+    ] {
         if let Some(v) = claim(name) {
             lines.push(format!("{name}: {v}"));
         }

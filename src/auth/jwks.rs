@@ -11,10 +11,7 @@ use jsonwebtoken::Algorithm;
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
-use super::{
-    cache::TokenCache,
-    key_set::{KeySet, download, http_client},
-};
+use super::{cache::TokenCache, issuers, key_set::KeySet};
 use crate::{config::AuthSettings, report::Chain};
 
 /// An ask for a fetch, answered when the actor is done with it.
@@ -24,6 +21,8 @@ type Demand = oneshot::Sender<()>;
 #[derive(Clone)]
 pub struct KeyStore {
     current: Arc<ArcSwapOption<KeySet>>,
+    /// Why the last fetch failed, while it did (for readiness).
+    problem: Arc<ArcSwapOption<String>>,
     demands: Option<mpsc::Sender<Demand>>,
 }
 
@@ -32,8 +31,14 @@ impl KeyStore {
     pub fn fixed(keys: KeySet) -> Self {
         Self {
             current: Arc::new(ArcSwapOption::from_pointee(keys)),
+            problem: Arc::new(ArcSwapOption::empty()),
             demands: None,
         }
+    }
+
+    /// Why the last fetch failed, if it did.
+    pub fn problem(&self) -> Option<Arc<String>> {
+        self.problem.load_full()
     }
 
     /// The current key set, if one has been loaded.
@@ -53,33 +58,45 @@ impl KeyStore {
     }
 }
 
-/// Starts the JWKS actor on the current runtime and returns its store.
-pub fn spawn(settings: &AuthSettings, cache: TokenCache) -> Result<KeyStore, reqwest::Error> {
+/// Starts the JWKS actor of `issuer` on the current runtime and returns its store.
+pub fn spawn(
+    settings: &AuthSettings,
+    issuer: &str,
+    client: reqwest::Client,
+    cache: TokenCache,
+) -> KeyStore {
     let current = Arc::new(ArcSwapOption::empty());
+    let problem = Arc::new(ArcSwapOption::empty());
     let (tx, rx) = mpsc::channel(64);
     let actor = JwksActor {
-        client: http_client(settings)?,
-        url: settings.jwks_url.clone(),
+        client,
+        issuer: issuer.to_owned(),
+        configured: settings.jwks_url.clone(),
         allowed: settings.algorithms.clone(),
         refresh: settings.jwks_refresh,
         cooldown: settings.jwks_cooldown,
         current: current.clone(),
+        problem: problem.clone(),
         cache,
     };
     tokio::spawn(actor.run(rx));
-    Ok(KeyStore {
+    KeyStore {
         current,
+        problem,
         demands: Some(tx),
-    })
+    }
 }
 
 struct JwksActor {
     client: reqwest::Client,
-    url: Url,
+    issuer: String,
+    /// `AUTH0_JWKS_URL`; `None`: discovery, read again with every fetch.
+    configured: Option<Url>,
     allowed: Vec<Algorithm>,
     refresh: Duration,
     cooldown: Duration,
     current: Arc<ArcSwapOption<KeySet>>,
+    problem: Arc<ArcSwapOption<String>>,
     cache: TokenCache,
 }
 
@@ -128,12 +145,21 @@ impl JwksActor {
 
     /// One fetch; publishes the set on success and keeps the old one otherwise.
     async fn fetch(&self) -> bool {
-        let outcome = match download(&self.client, &self.url)
-            .await
-            .and_then(|body| KeySet::from_jwks_json(&body, &self.allowed))
+        let outcome = match issuers::fetch(
+            &self.client,
+            &self.issuer,
+            self.configured.as_ref(),
+            &self.allowed,
+        )
+        .await
         {
-            Ok(keys) => {
-                log::info!("loaded {} signing key(s) from {}", keys.len(), self.url);
+            Ok((keys, url)) => {
+                log::info!(
+                    "loaded {} signing key(s) of {} from {url}",
+                    keys.len(),
+                    self.issuer
+                );
+                self.problem.store(None);
                 let previous = self.current.swap(Some(Arc::new(keys)));
                 if let (Some(old), Some(new)) = (previous, self.current.load_full())
                     && new.replaces_keys_of(&old)
@@ -145,11 +171,12 @@ impl JwksActor {
                 "success"
             }
             Err(e) => {
+                let why = Chain(&e).to_string();
                 log::warn!(
-                    "JWKS fetch from {} failed, keeping the last good key set: {}",
-                    self.url,
-                    Chain(&e)
+                    "key set fetch of {} failed, keeping the last good key set: {why}",
+                    self.issuer
                 );
+                self.problem.store(Some(Arc::new(why)));
                 "error"
             }
         };

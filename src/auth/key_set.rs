@@ -30,6 +30,15 @@ pub enum JwksError {
     /// A JWKS, but without a key usergate may verify with.
     #[error("the JWKS holds no usable signing key for the allowed algorithms")]
     NoUsableKey,
+    /// The OpenID discovery document is unusable; says why.
+    #[error("{0}")]
+    Discovery(&'static str),
+    /// The discovery document is another issuer's.
+    #[error("the discovery document names issuer {0:?}, not this one")]
+    IssuerMismatch(String),
+    /// The discovery document's `jwks_uri` is plain HTTP off loopback.
+    #[error("the discovery document's jwks_uri must use https (got {0})")]
+    InsecureJwksUri(String),
 }
 
 /// A key set larger than this is garbage, not keys.
@@ -178,7 +187,7 @@ pub fn http_client(settings: &AuthSettings) -> Result<reqwest::Client, reqwest::
         .build()
 }
 
-/// One GET of the JWKS document, refusing bodies over [`MAX_JWKS_BYTES`].
+/// One GET of a JWKS or discovery document, refusing bodies over [`MAX_JWKS_BYTES`].
 pub async fn download(client: &reqwest::Client, url: &Url) -> Result<Vec<u8>, JwksError> {
     let failed = |e: reqwest::Error| JwksError::Request(e.without_url());
     let mut response = client.get(url.clone()).send().await.map_err(failed)?;
@@ -193,12 +202,6 @@ pub async fn download(client: &reqwest::Client, url: &Url) -> Result<Vec<u8>, Jw
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// Downloads and parses the configured key set once.
-pub async fn fetch(client: &reqwest::Client, settings: &AuthSettings) -> Result<KeySet, JwksError> {
-    let body = download(client, &settings.jwks_url).await?;
-    KeySet::from_jwks_json(&body, &settings.algorithms)
 }
 
 #[cfg(test)]

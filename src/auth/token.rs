@@ -18,6 +18,8 @@ pub struct JoseHeader {
     pub alg: String,
     /// The key id.
     pub kid: Option<String>,
+    /// The token's media type (`at+jwt` for RFC 9068 access tokens).
+    pub typ: Option<String>,
     /// Content encryption (JWE only).
     pub enc: Option<String>,
     /// Critical extensions; we understand none.
@@ -80,6 +82,7 @@ impl RawHeader {
         Ok(JoseHeader {
             alg: string(self.alg.as_ref(), "alg must be a string")?.ok_or(TokenError::NotJwt)?,
             kid: string(self.kid.as_ref(), "kid must be a string")?,
+            typ: string(self.typ.as_ref(), "typ must be a string")?,
             enc: string(self.enc.as_ref(), "enc must be a string")?,
             crit: self.crit,
         })

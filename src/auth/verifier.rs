@@ -8,11 +8,31 @@ use super::{
     AuthError, TokenError,
     cache::TokenCache,
     claims::{AccessClaims, Principal, unix_now},
+    issuers::Issuers,
     jwks::KeyStore,
     key_set::KeySet,
     token::{JoseHeader, MAX_TOKEN_BYTES, UnverifiedToken},
 };
-use crate::config::AuthSettings;
+use crate::config::{AuthSettings, PermissionsFrom};
+
+/// `typ` values (lowercase, without `application/`) of JWTs that are never
+/// access tokens: DPoP proofs (RFC 9449), ID tokens (as some IdPs label
+/// them), logout tokens (OIDC Back-Channel Logout), security event tokens
+/// (RFC 8417), JWT-secured authorization requests (RFC 9101), introspection
+/// answers (RFC 9701), SD-JWT key binding (RFC 9901) and client assertions
+/// (RFC 7523 profiles).
+pub const NOT_ACCESS_TOKEN_TYPES: &[&str] = &[
+    "dpop+jwt",
+    "id_token",
+    "id_token+jwt",
+    "id+jwt",
+    "logout+jwt",
+    "secevent+jwt",
+    "oauth-authz-req+jwt",
+    "token-introspection+jwt",
+    "kb+jwt",
+    "client-authentication+jwt",
+];
 
 /// The largest clock skew allowed (`AUTH_LEEWAY_SECS` is bounded to it).
 pub const MAX_LEEWAY_SECS: u64 = 300;
@@ -24,19 +44,21 @@ pub struct Verifier {
 }
 
 struct Inner {
-    issuer: String,
     leeway: i64,
+    /// Only `typ` `at+jwt` is accepted (`AUTH_REQUIRE_AT_JWT`).
+    require_at_jwt: bool,
+    permissions_from: PermissionsFrom,
     /// One ready validation per allowed algorithm.
     validations: HashMap<Algorithm, Validation>,
     /// How long a request waits for a refresh caused by an unknown `kid`.
     refresh_wait: Duration,
-    keys: KeyStore,
+    issuers: Issuers,
     cache: TokenCache,
 }
 
 impl Verifier {
-    /// A verifier for `settings`, reading keys from `keys`.
-    pub fn new(settings: &AuthSettings, keys: KeyStore, cache: TokenCache) -> Self {
+    /// A verifier for `settings`, reading each issuer's keys from `issuers`.
+    pub fn new(settings: &AuthSettings, issuers: Issuers, cache: TokenCache) -> Self {
         // Configuration bounds it already; settings built in code must not
         // make `jsonwebtoken`'s `now - leeway` wrap either.
         let leeway = settings.leeway_secs.min(MAX_LEEWAY_SECS);
@@ -45,7 +67,7 @@ impl Verifier {
             .iter()
             .map(|alg| {
                 let mut v = Validation::new(*alg);
-                v.set_issuer(&[&settings.issuer]);
+                v.set_issuer(&settings.issuers);
                 v.set_audience(&settings.audiences);
                 v.set_required_spec_claims(&["exp", "iss", "aud"]);
                 v.leeway = leeway;
@@ -55,11 +77,12 @@ impl Verifier {
             .collect();
         Self {
             inner: Arc::new(Inner {
-                issuer: settings.issuer.clone(),
                 leeway: i64::try_from(leeway).unwrap_or(0),
+                require_at_jwt: settings.require_at_jwt,
+                permissions_from: settings.permissions_from,
                 validations,
                 refresh_wait: settings.jwks_timeout + Duration::from_millis(500),
-                keys,
+                issuers,
                 cache,
             }),
         }
@@ -70,9 +93,9 @@ impl Verifier {
         self.inner.cache.forget_subject(sub);
     }
 
-    /// The key store (for readiness and explain-token).
-    pub fn keys(&self) -> &KeyStore {
-        &self.inner.keys
+    /// The trusted issuers and their key stores (for readiness and metrics).
+    pub fn issuers(&self) -> &Issuers {
+        &self.inner.issuers
     }
 
     /// Verifies `token` and returns its principal. May wait, bounded, for a key
@@ -86,16 +109,11 @@ impl Verifier {
             return Ok(principal);
         }
         let unverified = UnverifiedToken::parse(token)?;
-        let (principal, keys) = self.verify_with_keys(token, &unverified).await?;
+        let (principal, store, keys) = self.verify_with_keys(token, &unverified).await?;
         let principal = Arc::new(principal);
         // A key set published meanwhile may have replaced the key (and
         // cleared the cache): then this result is not remembered.
-        if self
-            .inner
-            .keys
-            .current()
-            .is_some_and(|now| Arc::ptr_eq(&now, &keys))
-        {
+        if store.current().is_some_and(|now| Arc::ptr_eq(&now, &keys)) {
             self.inner.cache.insert(cache_key, principal.clone());
         }
         Ok(principal)
@@ -109,7 +127,7 @@ impl Verifier {
     ) -> Result<Principal, AuthError> {
         self.verify_with_keys(token, unverified)
             .await
-            .map(|(principal, _)| principal)
+            .map(|(principal, _, _)| principal)
     }
 
     /// Verifies, and says with which key set.
@@ -117,18 +135,26 @@ impl Verifier {
         &self,
         token: &str,
         unverified: &UnverifiedToken,
-    ) -> Result<(Principal, Arc<KeySet>), AuthError> {
+    ) -> Result<(Principal, &KeyStore, Arc<KeySet>), AuthError> {
         let (alg, kid) = self.check_header(&unverified.header)?;
-        // A string, and ours: only a token that could be ours may make us
-        // call the IdP (the verified claims are checked again below).
-        if unverified.issuer()? != self.inner.issuer {
-            return Err(TokenError::Issuer.into());
+        // A string, and one of ours: only a token that could be ours may
+        // make that issuer's actor call it (the verified claims are checked
+        // again below, and only this issuer's keys can verify it).
+        let store = self
+            .inner
+            .issuers
+            .get(unverified.issuer()?)
+            .ok_or(TokenError::Issuer)?;
+        // RFC 8725 §3.11: an ID token is not an access token, even when
+        // its audience happens to be this API.
+        if unverified.claim("nonce")?.is_some() {
+            return Err(TokenError::Nonce.into());
         }
 
-        let mut keys = self.inner.keys.current();
+        let mut keys = store.current();
         if keys.as_ref().is_none_or(|k| k.get(&kid).is_none()) {
-            self.inner.keys.refresh(self.inner.refresh_wait).await;
-            keys = self.inner.keys.current();
+            store.refresh(self.inner.refresh_wait).await;
+            keys = store.current();
         }
         let keys = keys.ok_or(AuthError::KeysUnavailable)?;
         let trusted = keys.get(&kid).ok_or(TokenError::UnknownKid)?;
@@ -150,7 +176,8 @@ impl Verifier {
         {
             return Err(TokenError::NotYetValid.into());
         }
-        Ok((Principal::from_claims(data.claims)?, keys))
+        let principal = Principal::from_claims(data.claims, self.inner.permissions_from)?;
+        Ok((principal, store, keys))
     }
 
     /// Allowed algorithm and a well-formed `kid`, without touching any key.
@@ -169,7 +196,38 @@ impl Verifier {
                 !kid.is_empty() && kid.len() <= 256 && kid.bytes().all(|b| b.is_ascii_graphic())
             })
             .ok_or(TokenError::MissingKid)?;
+        self.check_typ(header.typ.as_deref())?;
         Ok((alg, kid))
+    }
+
+    /// RFC 9068 §2.1 / RFC 8725 §3.11: a JWT typed as something else is
+    /// never an access token; with `AUTH_REQUIRE_AT_JWT` only `at+jwt` is.
+    fn check_typ(&self, typ: Option<&str>) -> Result<(), TokenError> {
+        let Some(typ) = typ else {
+            return if self.inner.require_at_jwt {
+                Err(TokenError::NotAtJwt)
+            } else {
+                Ok(())
+            };
+        };
+        // Media type names are case-insensitive (RFC 7515 §4.1.9).
+        let bare = match typ.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+            _ => typ,
+        };
+        if bare.eq_ignore_ascii_case("at+jwt") {
+            return Ok(());
+        }
+        if NOT_ACCESS_TOKEN_TYPES
+            .iter()
+            .any(|t| bare.eq_ignore_ascii_case(t))
+        {
+            return Err(TokenError::NotAccessToken);
+        }
+        if self.inner.require_at_jwt {
+            return Err(TokenError::NotAtJwt);
+        }
+        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@ mod http;
 
 use std::{ops::RangeInclusive, path::PathBuf, str::FromStr, time::Duration};
 
-pub use auth::AuthSettings;
+pub use auth::{AuthSettings, PermissionsFrom, is_loopback};
 pub use http::{HttpSettings, Listen, is_loopback_host, reachable_host};
 
 use crate::db::DatabaseUrl;
@@ -213,7 +213,7 @@ mod tests {
     use super::*;
     use crate::http::PublicUrl;
 
-    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    pub(super) fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -228,11 +228,8 @@ mod tests {
             ("AUTH0_AUDIENCE", "a, b"),
         ])
         .expect("valid settings");
-        assert_eq!(s.auth.issuer, "https://example.eu.auth0.com/");
-        assert_eq!(
-            s.auth.jwks_url.as_str(),
-            "https://example.eu.auth0.com/.well-known/jwks.json"
-        );
+        assert_eq!(s.auth.issuers, ["https://example.eu.auth0.com/"]);
+        assert_eq!(s.auth.jwks_url, None, "found through discovery");
         assert_eq!(s.auth.audiences, vec!["a", "b"]);
         assert_eq!(s.auth.algorithms, vec![Algorithm::RS256]);
     }
@@ -260,6 +257,15 @@ mod tests {
                 "CORS_ALLOWED_ORIGINS",
             ),
             ("JWKS_TIMEOUT_SECS", "0", "JWKS_TIMEOUT_SECS"),
+            (
+                "AUTH0_ISSUER",
+                "https://a.example/, https://b.example",
+                "AUTH0_ISSUER",
+            ),
+            ("AUTH0_ISSUER", " , ", "AUTH0_ISSUER"),
+            ("AUTH_PERMISSIONS_FROM", "roles", "AUTH_PERMISSIONS_FROM"),
+            ("AUTH_PERMISSIONS_FROM", " , ", "AUTH_PERMISSIONS_FROM"),
+            ("AUTH_REQUIRE_AT_JWT", "yes please", "AUTH_REQUIRE_AT_JWT"),
         ];
         for (var, value, expected) in cases {
             let mut vars = base.to_vec();
@@ -353,10 +359,7 @@ mod tests {
             ("AUTH0_AUDIENCE", "api"),
         ])
         .expect("loopback issuer");
-        assert_eq!(
-            s.auth.jwks_url.as_str(),
-            "http://127.0.0.1:9999/.well-known/jwks.json"
-        );
+        assert_eq!(s.auth.issuers, ["http://127.0.0.1:9999/"]);
     }
 
     #[test]
@@ -375,7 +378,7 @@ mod tests {
     #[test]
     fn dev_mode_needs_no_tenant() {
         let s = Settings::from_lookup(|_| None, true).expect("dev settings");
-        assert_eq!(s.auth.issuer, "http://localhost:8000/");
+        assert_eq!(s.auth.issuers, ["http://localhost:8000/"]);
         assert_eq!(s.auth.audiences, vec![DEV_AUDIENCE]);
     }
 }

@@ -1,80 +1,18 @@
 //! The developer commands as processes: `serve --dev`, `mint-token`,
 //! `explain-token` and `healthcheck`.
 
-use std::{os::unix::fs::PermissionsExt, path::PathBuf, time::Duration};
+use std::{os::unix::fs::PermissionsExt, time::Duration};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use tempfile::TempDir;
 use usergate::{config::DEV_AUDIENCE, dev_issuer::DevKey};
 
 use crate::support::{
     assert::{assert_problem, challenge, header},
+    dev::{Dev, curl_token},
     now,
-    process::{Running, command, free_port, run},
+    process::{command, free_port, run},
 };
-
-/// A dev setup: a folder, a port, and the environment every command shares.
-struct Dev {
-    dir: TempDir,
-    port: u16,
-}
-
-impl Dev {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("temp dir"),
-            port: free_port(),
-        }
-    }
-
-    /// The key lives in a folder the key creation must make private itself.
-    fn key_path(&self) -> PathBuf {
-        self.dir.path().join("keys").join("dev-key.pem")
-    }
-
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("PORT", self.port.to_string()),
-            ("DEV_KEY_PATH", self.key_path().display().to_string()),
-            (
-                "DATABASE_URL",
-                format!("sqlite://{}", self.dir.path().join("dev.db").display()),
-            ),
-            ("SHUTDOWN_DRAIN_SECS", "0".into()),
-        ]
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// Starts `serve --dev` and waits until it is ready.
-    async fn serve(&self) -> Running {
-        let mut server = Running::start(command(&["serve", "--dev"], &self.env(), self.dir.path()));
-        server.wait_ready(&self.url("")).await;
-        server
-    }
-
-    /// Runs `mint-token` with `args` and returns the token it prints.
-    async fn mint(&self, args: &[&str]) -> String {
-        let args = [&["mint-token"], args].concat();
-        let (status, stdout, stderr) = run(command(&args, &self.env(), self.dir.path())).await;
-        assert!(status.success(), "mint-token {args:?}: {status}\n{stderr}");
-        let lines: Vec<&str> = stdout.lines().collect();
-        assert_eq!(lines.len(), 1, "the token alone on stdout: {stdout:?}");
-        assert_eq!(lines[0].split('.').count(), 3, "a JWS: {stdout}");
-        lines[0].to_owned()
-    }
-}
-
-/// The token of the `curl -H 'Authorization: Bearer …' URL` line.
-fn curl_token(stdout: &str, url: &str) -> Option<String> {
-    let line = stdout.lines().find(|l| l.starts_with("curl "))?;
-    assert!(line.ends_with(&format!(" {url}")), "curl line: {line}");
-    let token = line.split("Bearer ").nth(1)?.split('\'').next()?;
-    Some(token.to_owned())
-}
 
 async fn get_with(token: &str, url: &str) -> reqwest::Response {
     reqwest::Client::new()

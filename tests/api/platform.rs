@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::support::{
     AUDIENCE,
     app::{Options, TestApp},
-    assert::{assert_problem, challenge, header, is_uuid},
+    assert::{assert_problem, challenge, header, is_uuid, metrics_text, sample},
     db::Backend,
     issuer::JwksMode,
     keys::keys,
@@ -37,7 +37,8 @@ async fn healthz_answers_ok_and_readyz_answers_200_when_database_and_keys_are_fi
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.json::<Value>().await.expect("json"),
-        json!({"status": "ok", "database": "ok", "keys": "ok", "draining": false})
+        json!({"status": "ok", "database": "ok", "keys": "ok", "draining": false,
+               "issuers": {app.issuer.issuer.clone(): "ok"}})
     );
 }
 
@@ -136,21 +137,6 @@ async fn request_ids_are_made_echoed_or_replaced_and_problems_repeat_them() {
 // --------------------------------------------------------- metrics (J)
 
 /// The sum of the samples of `name` whose labels contain `labels`.
-fn sample(text: &str, name: &str, labels: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(labels))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-async fn metrics_text(app: &TestApp) -> String {
-    let r = app.get_anonymous("/metrics").await;
-    assert_eq!(r.status(), 200);
-    let content_type = header(&r, "content-type").unwrap_or_default();
-    assert!(content_type.starts_with("text/plain"), "{content_type}");
-    r.text().await.expect("metrics text")
-}
-
 #[actix_web::test]
 async fn metrics_count_requests_by_route_pattern_auth_failures_keys_cache_and_pool() {
     let app = TestApp::spawn().await;

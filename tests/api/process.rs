@@ -30,12 +30,19 @@ async fn invalid_configuration_stops_start_up_with_one_line_naming_the_variable(
         // A panic would show its backtrace: there must be none.
         ("RUST_BACKTRACE", "1".to_owned()),
     ];
-    let cases: [(&str, &'static str, Option<&str>); 5] = [
+    let cases: [(&str, &'static str, Option<&str>); 8] = [
         ("missing AUTH0_DOMAIN", "AUTH0_DOMAIN", None),
         ("missing AUTH0_AUDIENCE", "AUTH0_AUDIENCE", None),
         ("HS256", "AUTH0_ALGORITHMS", Some("HS256")),
         ("PORT=abc", "PORT", Some("abc")),
         ("MySQL", "DATABASE_URL", Some("mysql://x")),
+        (
+            "an issuer of the list without its /",
+            "AUTH0_ISSUER",
+            Some("https://a.example/,https://b.example"),
+        ),
+        ("roles", "AUTH_PERMISSIONS_FROM", Some("roles")),
+        ("yes", "AUTH_REQUIRE_AT_JWT", Some("yes")),
     ];
     for (case, var, value) in cases {
         let mut env = base.clone();

@@ -9,35 +9,10 @@ use serde_json::{Value, json};
 
 use crate::support::{
     app::{Options, TestApp},
-    assert::{assert_problem, challenge, header},
+    assert::assert_invalid_token,
     db::Backend,
     keys::{TestKey, keys},
 };
-
-/// Asserts a 401 `invalid_token` answer saying `description`.
-async fn assert_refused(response: reqwest::Response, description: &str, context: &str) {
-    let base = response.url().origin().ascii_serialization();
-    assert_eq!(
-        header(&response, "www-authenticate"),
-        Some(challenge(
-            &base,
-            &format!(
-                r#"realm="usergate", error="invalid_token", error_description="{description}""#
-            )
-        )),
-        "{context}: the whole challenge"
-    );
-    let body = assert_problem(response, 401, context).await;
-    assert_eq!(
-        body["type"], "urn:usergate:problem:invalid-token",
-        "{context}"
-    );
-    assert_eq!(
-        body["detail"],
-        format!("invalid token: {description}"),
-        "{context}"
-    );
-}
 
 /// Waits (at most 5 s) until the issuer has served `n` key sets.
 async fn until_fetches(app: &TestApp, n: usize) {
@@ -72,7 +47,7 @@ async fn a_key_replaced_under_its_kid_stops_tokens_cached_under_the_old_key() {
     let fetched = app.issuer.fetches();
     let unknown = keys().rotated.with_kid("not-published-yet");
     let probe = unknown.sign(&app.issuer.claims("auth0|probe", &[]));
-    assert_refused(
+    assert_invalid_token(
         app.get_me(&probe).await,
         "the token's signing key is unknown",
         "probe",
@@ -80,7 +55,7 @@ async fn a_key_replaced_under_its_kid_stops_tokens_cached_under_the_old_key() {
     .await;
     until_fetches(&app, fetched + 1).await;
 
-    assert_refused(
+    assert_invalid_token(
         app.get_me(&token).await,
         "the token's signature is invalid",
         "a token of the old material, cached before",
@@ -110,7 +85,7 @@ async fn an_issuer_array_is_refused_even_when_it_holds_the_issuer() {
         let mut claims = app.issuer.claims("auth0|iss-array", &[]);
         claims["iss"] = iss;
         let token = keys().primary.sign(&claims);
-        assert_refused(
+        assert_invalid_token(
             app.get_me(&token).await,
             "the token lacks a valid iss claim",
             case,
@@ -132,7 +107,7 @@ async fn a_jwk_whose_key_ops_exclude_verify_verifies_nothing() {
     let token = keys()
         .primary
         .sign(&app.issuer.claims("auth0|sign-only", &[]));
-    assert_refused(
+    assert_invalid_token(
         app.get_me(&token).await,
         "the token's signing key is unknown",
         "key_ops: [sign]",
@@ -209,7 +184,7 @@ async fn a_header_parameter_of_the_wrong_type_is_named_in_the_answer() {
         ),
     ] {
         let token = with_header(&keys().primary, &header, &claims);
-        assert_refused(
+        assert_invalid_token(
             app.get_me(&token).await,
             &format!("the token header is malformed: {problem}"),
             &header.to_string(),

@@ -18,7 +18,7 @@ use super::{
     AUDIENCE,
     assert::{assert_user, expect_json},
     db::Backend,
-    issuer::{JwksMode, TestIssuer},
+    issuer::{AUTH0_JWKS_PATH, Discovery, JwksMode, TestIssuer},
     keys::{TestKey, keys},
 };
 
@@ -50,6 +50,12 @@ pub struct Options {
     pub issuer_keys: Vec<TestKey>,
     /// JWKS behaviour at start.
     pub mode: JwksMode,
+    /// Where the issuer serves its keys.
+    pub jwks_path: &'static str,
+    /// Whether the issuer serves an OpenID discovery document, and naming whom.
+    pub discovery: Discovery,
+    /// More issuers trusted after the test issuer (`AUTH0_ISSUER`'s list).
+    pub also_trusted: Vec<String>,
 }
 
 impl Options {
@@ -60,6 +66,9 @@ impl Options {
             env: HashMap::new(),
             issuer_keys: vec![keys().primary.clone()],
             mode: JwksMode::Up,
+            jwks_path: AUTH0_JWKS_PATH,
+            discovery: Discovery::Absent,
+            also_trusted: Vec::new(),
         }
     }
 
@@ -90,14 +99,18 @@ impl TestApp {
         (app, admin)
     }
 
-    /// The app with options; waits for readiness only when the JWKS is up.
+    /// The app with options; waits until ready unless its keys cannot load.
     pub async fn spawn_with(options: Options) -> Self {
         let key_refs: Vec<&TestKey> = options.issuer_keys.iter().collect();
-        let issuer = TestIssuer::start(&key_refs);
+        let issuer = TestIssuer::start_at(&key_refs, options.jwks_path);
         issuer.set_mode(options.mode.clone());
+        issuer.discover(&options.discovery);
+        let trusted = [vec![issuer.issuer.clone()], options.also_trusted]
+            .concat()
+            .join(",");
         let (database_url, dir) = options.backend.fresh_database();
         let mut env: HashMap<String, String> = [
-            ("AUTH0_ISSUER", issuer.issuer.as_str()),
+            ("AUTH0_ISSUER", trusted.as_str()),
             ("AUTH0_AUDIENCE", AUDIENCE),
             ("DATABASE_URL", database_url.as_str()),
             ("DATABASE_POOL_SIZE", "4"),
@@ -125,7 +138,9 @@ impl TestApp {
             database_url,
             _dir: dir,
         };
-        if matches!(options.mode, JwksMode::Up) {
+        if matches!(options.mode, JwksMode::Up)
+            && !matches!(options.discovery, Discovery::Naming(_))
+        {
             test_app.wait_ready().await;
         }
         test_app

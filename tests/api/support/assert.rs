@@ -5,6 +5,8 @@ use chrono::{DateTime, FixedOffset};
 use reqwest::Response;
 use serde_json::Value;
 
+use super::app::TestApp;
+
 /// The value of header `name`, `None` when absent. A header sent more than
 /// once, or not visible ASCII, fails the test: no caller expects either.
 pub fn header(response: &Response, name: &str) -> Option<String> {
@@ -44,6 +46,32 @@ pub async fn assert_problem(response: Response, status: u16, context: &str) -> V
         );
     }
     body
+}
+
+/// Asserts a 401 `invalid_token` answer saying `description`, whole: the
+/// challenge, the problem type and its detail.
+pub async fn assert_invalid_token(response: Response, description: &str, context: &str) {
+    let base = response.url().origin().ascii_serialization();
+    assert_eq!(
+        header(&response, "www-authenticate"),
+        Some(challenge(
+            &base,
+            &format!(
+                r#"realm="usergate", error="invalid_token", error_description="{description}""#
+            )
+        )),
+        "{context}: the whole challenge"
+    );
+    let body = assert_problem(response, 401, context).await;
+    assert_eq!(
+        body["type"], "urn:usergate:problem:invalid-token",
+        "{context}"
+    );
+    assert_eq!(
+        body["detail"],
+        format!("invalid token: {description}"),
+        "{context}"
+    );
 }
 
 /// Asserts a JSON success answer and returns its body.
@@ -146,4 +174,22 @@ pub async fn answer_text(response: Response, base: &str) -> String {
     text.push_str(&response.text().await.expect("body"));
     text.replace(&id, "[request-id]")
         .replace(base, "http://127.0.0.1:[PORT]")
+}
+
+/// The `/metrics` text of `app` (asserting a 200 Prometheus answer).
+pub async fn metrics_text(app: &TestApp) -> String {
+    let r = app.get_anonymous("/metrics").await;
+    assert_eq!(r.status(), 200);
+    let content_type = header(&r, "content-type").unwrap_or_default();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    r.text().await.expect("metrics text")
+}
+
+/// The sum of metric `name`'s samples whose labels contain `labels` in the
+/// Prometheus `text` (0 when there is none).
+pub fn sample(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

@@ -1,5 +1,6 @@
 //! An OAuth issuer of the test's own: a JWKS on 127.0.0.1:0 that counts its
-//! fetches and can be made to fail.
+//! fetches and can be made to fail, with or without an OpenID discovery
+//! document.
 
 use std::{
     sync::{
@@ -31,6 +32,17 @@ pub enum JwksMode {
     Slow(Duration),
 }
 
+/// The test issuer's OpenID discovery document.
+#[derive(Debug, Clone)]
+pub enum Discovery {
+    /// None (404): the keys are read at `{issuer}.well-known/jwks.json`.
+    Absent,
+    /// One naming the issuer itself.
+    Own,
+    /// One naming another issuer: an impostor's.
+    Naming(String),
+}
+
 /// What the JWKS endpoint serves, and how often it was asked.
 struct Jwks {
     state: Mutex<IssuerState>,
@@ -41,19 +53,34 @@ struct Jwks {
 struct IssuerState {
     keys: Vec<Value>,
     mode: JwksMode,
+    /// The discovery document; `None` answers 404 (as Auth0 does not, but
+    /// a bare JWKS host does).
+    discovery: Option<Value>,
 }
+
+/// Where Auth0 serves its keys (and where an issuer without a discovery
+/// document is read).
+pub const AUTH0_JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// An OAuth issuer on 127.0.0.1:0 that serves a JWKS and counts its fetches.
 #[derive(Clone)]
 pub struct TestIssuer {
     /// `http://127.0.0.1:PORT/`, as tokens' `iss`.
     pub issuer: String,
+    jwks_path: &'static str,
     jwks: web::Data<Jwks>,
+}
+
+async fn serve_discovery(jwks: web::Data<Jwks>) -> HttpResponse {
+    match jwks.state.lock().expect("issuer state").discovery.clone() {
+        Some(document) => HttpResponse::Ok().json(document),
+        None => HttpResponse::NotFound().finish(),
+    }
 }
 
 async fn serve_jwks(jwks: web::Data<Jwks>) -> HttpResponse {
     jwks.fetches.fetch_add(1, Ordering::SeqCst);
-    let IssuerState { keys, mode } = jwks.state.lock().expect("issuer state").clone();
+    let IssuerState { keys, mode, .. } = jwks.state.lock().expect("issuer state").clone();
     let body = json!({ "keys": keys });
     match mode {
         JwksMode::Down => HttpResponse::ServiceUnavailable().finish(),
@@ -69,12 +96,20 @@ async fn serve_jwks(jwks: web::Data<Jwks>) -> HttpResponse {
 }
 
 impl TestIssuer {
-    /// Starts an issuer serving `keys`.
+    /// Starts an issuer serving `keys` at Auth0's path, without a discovery
+    /// document.
     pub fn start(keys: &[&TestKey]) -> Self {
+        Self::start_at(keys, AUTH0_JWKS_PATH)
+    }
+
+    /// Starts an issuer serving `keys` at `jwks_path`, without a discovery
+    /// document yet.
+    pub fn start_at(keys: &[&TestKey], jwks_path: &'static str) -> Self {
         let jwks = web::Data::new(Jwks {
             state: Mutex::new(IssuerState {
                 keys: keys.iter().map(|k| k.jwk.clone()).collect(),
                 mode: JwksMode::Up,
+                discovery: None,
             }),
             fetches: AtomicUsize::new(0),
         });
@@ -82,11 +117,36 @@ impl TestIssuer {
         let port = spawn_server(move |routes| {
             routes
                 .app_data(data.clone())
-                .route("/.well-known/jwks.json", web::get().to(serve_jwks));
+                .route(
+                    "/.well-known/openid-configuration",
+                    web::get().to(serve_discovery),
+                )
+                .route(jwks_path, web::get().to(serve_jwks));
         });
         Self {
             issuer: format!("http://127.0.0.1:{port}/"),
+            jwks_path,
             jwks,
+        }
+    }
+
+    /// Serves an OpenID discovery document that names `issuer` (this one's
+    /// own, or another to play an impostor) and points at this one's keys.
+    pub fn serve_discovery(&self, issuer: &str) {
+        let jwks_uri = format!("{}{}", self.issuer, &self.jwks_path[1..]);
+        self.jwks.state.lock().expect("issuer state").discovery = Some(json!({
+            "issuer": issuer,
+            "jwks_uri": jwks_uri,
+            "authorization_endpoint": format!("{}oauth2/v1/authorize", self.issuer),
+        }));
+    }
+
+    /// Serves the discovery document `discovery` says.
+    pub fn discover(&self, discovery: &Discovery) {
+        match discovery {
+            Discovery::Absent => {}
+            Discovery::Own => self.serve_discovery(&self.issuer),
+            Discovery::Naming(other) => self.serve_discovery(other),
         }
     }
 
