@@ -1,6 +1,11 @@
 //! The `usergate` command line.
 
-use std::{io::Read, process::ExitCode, time::Duration};
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -13,6 +18,7 @@ use usergate::{
     },
     db,
     dev_issuer::{DevKey, MintRequest, all_permissions},
+    dpop_key::DpopKey,
     logging::{self, LogFormat},
 };
 
@@ -53,6 +59,25 @@ enum Command {
         /// Audience; defaults to the first configured one.
         #[arg(long)]
         aud: Option<String>,
+        /// Bind the token to this DPoP key (`cnf.jkt`); the key file is
+        /// created when missing.
+        #[arg(long, value_name = "PATH")]
+        dpop_key: Option<PathBuf>,
+    },
+    /// Print a DPoP proof (RFC 9449) for one request, signed by a DPoP key.
+    DpopProof {
+        /// The DPoP key file (P-256 PKCS#8 PEM); created when missing.
+        #[arg(long, value_name = "PATH")]
+        key: PathBuf,
+        /// The request's HTTP method (`htm`).
+        #[arg(long)]
+        method: String,
+        /// The request's URL (`htu`; its query and fragment are left out).
+        #[arg(long)]
+        url: url::Url,
+        /// The access token sent with the proof (`ath`).
+        #[arg(long)]
+        token: Option<String>,
     },
     /// Run pending database migrations and exit.
     Migrate,
@@ -93,7 +118,14 @@ fn main() -> ExitCode {
             permissions,
             ttl,
             aud,
-        } => mint_token(sub, scope, permissions, ttl, aud),
+            dpop_key,
+        } => mint_token(sub, scope, permissions, ttl, aud, dpop_key.as_deref()),
+        Command::DpopProof {
+            key,
+            method,
+            url,
+            token,
+        } => dpop_proof(&key, &method, &url, token.as_deref()),
         Command::Migrate => migrate(),
         Command::ExplainToken { token, dev } => explain_token(&token, dev),
         Command::Healthcheck => healthcheck(),
@@ -162,6 +194,7 @@ fn serve(dev: bool) -> anyhow::Result<ExitCode> {
                 aud: audience,
                 scope: None,
                 permissions: Some(all_permissions()),
+                cnf: None,
                 ttl: Duration::from_secs(24 * 3600),
             })?;
             println!(
@@ -181,7 +214,16 @@ fn mint_token(
     permissions: Option<Vec<String>>,
     ttl: u64,
     aud: Option<String>,
+    dpop_key: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
+    let cnf = match dpop_key {
+        Some(path) => Some(
+            DpopKey::load_or_create(path)
+                .context("--dpop-key")?
+                .confirmation(),
+        ),
+        None => None,
+    };
     let env = Env::new(&process_env);
     let auth = AuthSettings::from_env(&env, true, Listen::from_env(&env)?.port)?;
     let dev = DevSettings::from_env(&env, true);
@@ -195,9 +237,22 @@ fn mint_token(
         aud: audience,
         scope,
         permissions,
+        cnf,
         ttl: Duration::from_secs(ttl),
     })?;
     println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dpop_proof(
+    key: &Path,
+    method: &str,
+    url: &url::Url,
+    token: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let key = DpopKey::load_or_create(key).context("--key")?;
+    // Standard methods are upper case, as the server compares them.
+    println!("{}", key.proof(&method.to_ascii_uppercase(), url, token)?);
     Ok(ExitCode::SUCCESS)
 }
 

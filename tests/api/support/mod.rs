@@ -4,6 +4,7 @@
 pub mod app;
 pub mod assert;
 pub mod db;
+pub mod dpop;
 pub mod issuer;
 pub mod keys;
 pub mod process;
