@@ -101,8 +101,16 @@ impl DpopError {
     /// A stable label for metrics.
     pub fn reason(&self) -> &'static str {
         match self {
+            Self::Malformed(_) => "dpop_malformed",
+            Self::Algorithm => "dpop_algorithm",
+            Self::PrivateKey => "dpop_private_key",
+            Self::Signature => "dpop_signature",
+            Self::Method => "dpop_htm",
+            Self::Url => "dpop_htu",
+            Self::Age => "dpop_age",
+            Self::TokenHash => "dpop_ath",
+            Self::Key => "dpop_jkt",
             Self::Replayed => "dpop_replay",
-            _ => "dpop_proof",
         }
     }
 }
@@ -176,6 +184,10 @@ impl Dpop {
         now: i64,
     ) -> Result<ProofId, DpopError> {
         let (alg, jwk) = proof_key(proof)?;
+        // Before the signature: only the bound key is worth any RSA work.
+        if thumbprint(&jwk).as_deref() != Some(target.jkt) {
+            return Err(DpopError::Key);
+        }
         let key = DecodingKey::from_jwk(&jwk).map_err(|_| DpopError::Malformed("unusable jwk"))?;
         let mut validation = Validation::new(alg);
         validation.set_required_spec_claims::<&str>(&[]);
@@ -215,9 +227,6 @@ impl Dpop {
         }
         if text("ath").map_err(|_| DpopError::TokenHash)? != token_hash(target.token) {
             return Err(DpopError::TokenHash);
-        }
-        if thumbprint(&jwk).as_deref() != Some(target.jkt) {
-            return Err(DpopError::Key);
         }
         Ok(ProofId {
             id: id.to_owned(),

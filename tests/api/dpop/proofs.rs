@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{assert_proof_refused, bound_token};
+use super::{assert_proof_refused, bound_token, failures};
 use crate::{
     on_both_backends,
     support::{
@@ -234,6 +234,21 @@ async fn a_proof_wrong_in_any_one_way_is_refused_and_not_remembered(backend: Bac
         .send_dpop(Method::GET, "/users/me", &refusals.token, &[&two[0]])
         .await;
     expect_json(r, 200, "a proof first sent beside another").await;
+
+    for reason in [
+        "dpop_malformed",
+        "dpop_algorithm",
+        "dpop_private_key",
+        "dpop_signature",
+        "dpop_htm",
+        "dpop_htu",
+        "dpop_age",
+        "dpop_ath",
+        "dpop_jkt",
+    ] {
+        let counted = failures(&app, reason).await;
+        assert!(counted.is_some_and(|n| n >= 1), "{reason}: {counted:?}");
+    }
 }
 
 async fn htu_is_checked_against_public_url_when_it_is_set(backend: Backend) {

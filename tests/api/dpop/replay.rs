@@ -10,7 +10,7 @@ use diesel::{
 };
 use reqwest::Method;
 
-use super::{assert_proof_refused, bound_token};
+use super::{assert_proof_refused, bound_token, failures};
 use crate::{
     on_both_backends,
     replicas::two_replicas_with,
@@ -48,20 +48,9 @@ async fn a_replayed_proof_is_refused_on_the_same_app(backend: Backend) {
         .await;
     expect_json(r, 200, "a fresh proof").await;
 
-    let metrics = app
-        .get_anonymous("/metrics")
-        .await
-        .text()
-        .await
-        .expect("metrics");
-    // The recorder is the test process's: other tests may count too.
-    let replays = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("usergate_auth_failures_total{reason=\"dpop_replay\"} "))
-        .and_then(|n| n.parse::<u64>().ok());
     assert!(
-        replays.is_some_and(|n| n >= 1),
-        "replays are counted under their own reason:\n{metrics}"
+        failures(&app, "dpop_replay").await.is_some_and(|n| n >= 1),
+        "replays are counted under their own reason"
     );
 }
 
