@@ -189,25 +189,6 @@ impl TestApp {
         self.get("/users/me", token).await
     }
 
-    /// `method path` with `Authorization: DPoP token` and one `DPoP` header
-    /// per proof.
-    pub async fn send_dpop(
-        &self,
-        method: Method,
-        path: &str,
-        token: &str,
-        proofs: &[&str],
-    ) -> Response {
-        let mut request = self
-            .client
-            .request(method, self.url(path))
-            .header("authorization", format!("DPoP {token}"));
-        for proof in proofs {
-            request = request.header("dpop", *proof);
-        }
-        request.send().await.expect("request")
-    }
-
     /// `method path` with a bearer token and a JSON body.
     pub async fn send_json(
         &self,

@@ -9,9 +9,10 @@ use aws_lc_rs::{
     signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
-use super::now;
+use super::{app::TestApp, now};
 
 /// The proof algorithms usergate lists in its `DPoP` challenges.
 pub const ALGS: &str = "ES256 ES384 RS256 PS256";
@@ -109,4 +110,25 @@ fn signing_input(header: &Value, claims: &Value) -> String {
         URL_SAFE_NO_PAD.encode(header.to_string()),
         URL_SAFE_NO_PAD.encode(claims.to_string())
     )
+}
+
+impl TestApp {
+    /// `method path` with `Authorization: DPoP token` and one `DPoP` header
+    /// per proof.
+    pub async fn send_dpop(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        proofs: &[&str],
+    ) -> Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .header("authorization", format!("DPoP {token}"));
+        for proof in proofs {
+            request = request.header("dpop", *proof);
+        }
+        request.send().await.expect("request")
+    }
 }
