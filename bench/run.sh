@@ -3,7 +3,7 @@
 # (its local issuer signs the tokens) on SQLite, or PostgreSQL with --postgres,
 # and measures each row with wrk on the same server in one run.
 #
-#   bench/run.sh [--postgres]      DURATION=10 CONNECTIONS=32 THREADS=2 TOKENS=30000
+#   bench/run.sh [--postgres]      DURATION=10 CONNECTIONS=32 THREADS=2 TOKENS=30000 PROOFS=150000
 #   bench/run.sh --cluster N       1 to N replicas behind HAProxy (bench/cluster.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,14 +15,16 @@ duration="${DURATION:-10}"
 connections="${CONNECTIONS:-32}"
 threads="${THREADS:-2}"
 tokens="${TOKENS:-30000}"
+proofs="${PROOFS:-150000}"
 port="${BENCH_PORT:-18080}"
 
 if ! command -v wrk >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --release --quiet --bin usergate --example mint_many
+cargo build --release --quiet --bin usergate --example mint_many --example mint_proofs
 bin=target/release/usergate
 mint=target/release/examples/mint_many
+mint_proofs=target/release/examples/mint_proofs
 
 work="$(mktemp -d)"
 export DEV_KEY_PATH="$work/dev-key.pem" HOST=127.0.0.1 PORT="$port" RUST_LOG=warn
@@ -72,6 +74,14 @@ run() { # name path [token-file [cycle]]
 
 run healthz /healthz
 run me_repeated_token /users/me
+# The same request with a DPoP-bound token (cached like the Bearer one) and
+# a fresh proof each time, minted ahead: the row's cost over the one above
+# is the proof check and its jti's one insert.
+bound="$("$bin" mint-token --sub 'bench|one' --permissions read:users --dpop-key "$work/dpop-key.pem")"
+"$mint_proofs" "$work/dpop-key.pem" GET "$url/users/me" "$bound" "$proofs" >"$work/proofs.txt"
+export DPOP_TOKEN="$bound"
+run me_dpop_fresh_proofs /users/me "$work/proofs.txt"
+unset DPOP_TOKEN
 run first_login /users/me "$work/first.txt"
 # New tokens (never verified) of the users that exist now: the cache-miss
 # path, cycling through more tokens than the verified-token cache holds

@@ -1,5 +1,6 @@
 -- wrk script: each request sends the next token of TOKENS_FILE. A thread
--- stops when its share runs out, or starts over when TOKENS_CYCLE=1.
+-- stops when its share runs out, or starts over when TOKENS_CYCLE=1. With
+-- DPOP_TOKEN set, the lines are DPoP proofs sent with that token instead.
 local tokens = {}
 local threads = {}
 
@@ -19,6 +20,7 @@ function init(args)
     i = i + 1
   end
   index = 0
+  dpop = os.getenv("DPOP_TOKEN")
 end
 
 function request()
@@ -30,6 +32,9 @@ function request()
       wrk.thread:stop()
       index = #tokens
     end
+  end
+  if dpop then
+    return wrk.format("GET", wrk.path, { ["Authorization"] = "DPoP " .. dpop, ["DPoP"] = tokens[index] })
   end
   return wrk.format("GET", wrk.path, { ["Authorization"] = "Bearer " .. tokens[index] })
 end

@@ -1,4 +1,6 @@
-//! Token verification cost: RS256 and ES256 in full, a cache hit, an unknown kid.
+//! Token verification cost: RS256 and ES256 in full, a cache hit, an unknown
+//! kid; and a DPoP-verified request: its proof check alone, and the cached
+//! bound token with its proof.
 //!
 //! `cargo bench --bench verifier`
 
@@ -9,14 +11,18 @@ use std::{hint::black_box, time::Duration};
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use futures::executor::block_on;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use usergate::{
-    auth::{Issuers, TokenCache, Verifier, key_set::KeySet},
+    auth::{
+        Dpop, DpopMode, Issuers, TokenCache, Verifier, dpop::ProofTarget, key_set::KeySet,
+        replay::InProcessReplayStore,
+    },
     config::{AuthSettings, PermissionsFrom},
     dev_issuer::{DevKey, MintRequest},
+    dpop_key::DpopKey,
 };
 
 const ISSUER: &str = "https://bench.example/";
@@ -41,6 +47,9 @@ fn settings() -> AuthSettings {
 
 struct Fixture {
     rs256: String,
+    /// RS256, bound to `dpop_key`.
+    bound: String,
+    dpop_key: DpopKey,
     es256: String,
     unknown_kid: String,
     keys: serde_json::Value,
@@ -49,17 +58,22 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let rsa = DevKey::load_or_create(&dir.path().join("key.pem")).expect("rsa key");
-    let rs256 = rsa
-        .mint(&MintRequest {
+    let dpop_key = DpopKey::load_or_create(&dir.path().join("dpop.pem")).expect("dpop key");
+    let mint = |cnf| {
+        rsa.mint(&MintRequest {
             sub: "auth0|bench".into(),
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
             scope: Some("read:users".into()),
             permissions: Some(vec!["read:users".into()]),
+            cnf,
             ttl: Duration::from_secs(3600),
             ..MintRequest::default()
         })
-        .expect("mint");
+        .expect("mint")
+    };
+    let rs256 = mint(None);
+    let bound = mint(Some(dpop_key.confirmation()));
 
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let pkcs8 =
@@ -85,6 +99,8 @@ fn fixture() -> Fixture {
     }
     Fixture {
         rs256,
+        bound,
+        dpop_key,
         es256: sign("ec-1"),
         unknown_kid: sign("not-in-the-set"),
         keys,
@@ -122,6 +138,57 @@ fn bench(c: &mut Criterion) {
     // integration test `jwks::a_flood_of_unknown_kids_costs_at_most_one_fetch_per_cooldown`.
     group.bench_function("unknown_kid", |b| {
         b.iter(|| block_on(uncached.verify(black_box(&f.unknown_kid))))
+    });
+    group.finish();
+    bench_dpop(c, &f, &cached);
+}
+
+const URL: &str = "https://api.bench.example/users/me";
+
+/// A DPoP-verified request: every iteration a fresh proof (minted in the
+/// untimed setup), checked and its `jti` recorded in process.
+fn bench_dpop(c: &mut Criterion, f: &Fixture, cached: &Verifier) {
+    let dpop = Dpop::new(
+        DpopMode::Allowed,
+        Duration::from_secs(300),
+        Duration::from_secs(60),
+        std::sync::Arc::new(InProcessReplayStore::new(Duration::from_secs(360))),
+    );
+    let url = url::Url::parse(URL).expect("url");
+    let fresh_proof = || {
+        f.dpop_key
+            .proof("GET", &url, Some(&f.bound))
+            .expect("proof")
+    };
+    let target = ProofTarget {
+        method: "GET",
+        url: URL,
+        token: &f.bound,
+        jkt: f.dpop_key.thumbprint(),
+    };
+    assert!(block_on(dpop.check(&fresh_proof(), &target)).is_ok());
+    assert!(block_on(cached.verify(&f.bound)).is_ok());
+
+    let mut group = c.benchmark_group("dpop");
+    group.bench_function("proof_check", |b| {
+        b.iter_batched(
+            fresh_proof,
+            |proof| block_on(dpop.check(black_box(&proof), &target)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("bound_token_cached_with_proof", |b| {
+        b.iter_batched(
+            fresh_proof,
+            |proof| {
+                block_on(async {
+                    let principal = cached.verify(black_box(&f.bound)).await?;
+                    dpop.check(black_box(&proof), &target).await?;
+                    Ok::<_, usergate::auth::AuthError>(principal)
+                })
+            },
+            BatchSize::SmallInput,
+        )
     });
     group.finish();
 }

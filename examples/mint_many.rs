@@ -25,6 +25,7 @@ fn main() -> anyhow::Result<()> {
             aud: audience.clone(),
             scope: None,
             permissions: Some(all_permissions()),
+            cnf: None,
             ttl: Duration::from_secs(ttl),
             ..MintRequest::default()
         })?;

@@ -17,9 +17,12 @@ use actix_web::{
 use anyhow::Context;
 
 use crate::{
-    auth::{Issuers, TokenCache, Verifier, bearer_auth},
+    auth::{
+        Dpop, Issuers, TokenCache, Verifier, bearer_auth,
+        replay::{InProcessReplayStore, ReplayStore},
+    },
     config::{HttpSettings, Settings, reachable_host},
-    db::{self, DbPool},
+    db::{self, DatabaseUrl, DbPool, replay::DbReplayStore},
     dev_issuer::DevKey,
     discovery::{self, DevJwks, ProtectedResource},
     error::ApiError,
@@ -79,6 +82,7 @@ impl Application {
             .await
             .context("starting the user cache invalidation listener")?;
         let state = State {
+            dpop: dpop_checker(&settings, &pool),
             public_url: web::Data::new(settings.http.public_url.clone()),
             metrics_on_api: metrics_addr.is_none(),
             metadata: web::Data::new(ProtectedResource::of(&settings.auth)),
@@ -199,6 +203,18 @@ async fn migrated_pool(settings: &Settings) -> anyhow::Result<DbPool> {
     Ok(pool)
 }
 
+/// The proof checker: `jti`s remembered in the table every replica shares
+/// on PostgreSQL, in process on SQLite (one process per file).
+fn dpop_checker(settings: &Settings, pool: &DbPool) -> Dpop {
+    let leeway = Duration::from_secs(settings.auth.leeway_secs);
+    let max_age = settings.dpop.proof_max_age;
+    let store: Arc<dyn ReplayStore> = match settings.database.url {
+        DatabaseUrl::Postgres(_) => Arc::new(DbReplayStore::start(pool.clone())),
+        DatabaseUrl::Sqlite(_) => Arc::new(InProcessReplayStore::new(max_age + leeway)),
+    };
+    Dpop::new(settings.dpop.mode, max_age, leeway, store)
+}
+
 /// Each issuer's keys through its JWKS actor, or the dev key in dev mode.
 fn key_store(
     settings: &Settings,
@@ -261,6 +277,7 @@ struct State {
     pool: web::Data<DbPool>,
     users: web::Data<UserCache>,
     verifier: web::Data<Verifier>,
+    dpop: Dpop,
     draining: web::Data<Draining>,
     metrics: web::Data<metrics_exporter_prometheus::PrometheusHandle>,
     docs: web::Data<Docs>,
@@ -274,6 +291,7 @@ impl State {
             .allowed_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
             .allowed_headers([
                 header::AUTHORIZATION,
+                header::HeaderName::from_static("dpop"),
                 header::CONTENT_TYPE,
                 X_REQUEST_ID.clone(),
             ])
@@ -328,6 +346,8 @@ impl State {
             .app_data(self.pool.clone())
             .app_data(self.users.clone())
             .app_data(self.verifier.clone())
+            // Read by every rejection, to list the challenges the mode allows.
+            .app_data(web::Data::new(self.dpop.mode()))
             .app_data(self.draining.clone())
             .app_data(self.metrics.clone())
             .app_data(self.replica.clone())
@@ -341,7 +361,10 @@ impl State {
             .service(
                 web::scope("/users")
                     .wrap(from_fn(users::current_user::middleware))
-                    .wrap(bearer_auth(self.verifier.get_ref().clone()))
+                    .wrap(bearer_auth(
+                        self.verifier.get_ref().clone(),
+                        self.dpop.clone(),
+                    ))
                     .configure(users::handlers::routes),
             )
             .configure(|cfg| self.platform_routes(cfg))

@@ -38,6 +38,9 @@ pub enum DevKeyError {
     /// The file is not an RSA PKCS#8 PEM key.
     #[error("the dev key is not an RSA PKCS#8 PEM key: {0}")]
     NotRsaPkcs8(String),
+    /// The file is not a P-256 PKCS#8 PEM key (a DPoP key).
+    #[error("the DPoP key is not a P-256 PKCS#8 PEM key: {0}")]
+    NotP256Pkcs8(String),
     /// Key generation or encoding failed.
     #[error("RSA key {0} failed")]
     Crypto(&'static str),
@@ -49,7 +52,7 @@ pub enum DevKeyError {
     Claims(#[source] serde_json::Error),
 }
 
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DevKeyError {
+pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DevKeyError {
     let path = path.to_owned();
     move |source| DevKeyError::Io {
         action,
@@ -81,6 +84,9 @@ pub struct MintRequest {
     /// `permissions`, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,
+    /// RFC 9449 confirmation, `{"jkt": THUMBPRINT}`: binds the token to a DPoP key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<serde_json::Value>,
     /// Lifetime.
     #[serde(skip)]
     pub ttl: Duration,
@@ -119,23 +125,9 @@ impl DevKey {
         let pair =
             KeyPair::generate(KeySize::Rsa2048).map_err(|_| DevKeyError::Crypto("generation"))?;
         let der = pair.as_der().map_err(|_| DevKeyError::Crypto("encoding"))?;
-        let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec()));
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            create_private_dir(dir).map_err(io("creating", dir))?;
+        if create_key_file(path, der.as_ref(), "creating the dev key")? {
+            log::info!("created a new dev signing key at {}", path.display());
         }
-        // Written aside, then linked into place: processes starting together
-        // never read a half-written key, and the first link wins.
-        let aside = path.with_extension(format!("tmp{}", std::process::id()));
-        private_file(&aside)
-            .and_then(|mut file| file.write_all(pem.as_bytes()))
-            .map_err(io("creating the dev key", &aside))?;
-        let linked = fs::hard_link(&aside, path);
-        let _ = fs::remove_file(&aside);
-        match linked {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-            linked => linked.map_err(io("creating the dev key", path))?,
-        }
-        log::info!("created a new dev signing key at {}", path.display());
         Ok(())
     }
 
@@ -196,6 +188,31 @@ impl DevKey {
             header.typ = Some(typ.clone());
         }
         Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
+    }
+}
+
+/// Writes the PKCS#8 `der` as a private PEM file at `path` (and its folder),
+/// unless another process created it first; `true` when this call did.
+pub(crate) fn create_key_file(
+    path: &Path,
+    der: &[u8],
+    action: &'static str,
+) -> Result<bool, DevKeyError> {
+    let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.to_vec()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir).map_err(io("creating", dir))?;
+    }
+    // Written aside, then linked into place: processes starting together
+    // never read a half-written key, and the first link wins.
+    let aside = path.with_extension(format!("tmp{}", std::process::id()));
+    private_file(&aside)
+        .and_then(|mut file| file.write_all(pem.as_bytes()))
+        .map_err(io(action, &aside))?;
+    let linked = fs::hard_link(&aside, path);
+    let _ = fs::remove_file(&aside);
+    match linked {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        linked => linked.map(|()| true).map_err(io(action, path)),
     }
 }
 

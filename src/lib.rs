@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod dev_issuer;
 pub mod discovery;
+pub mod dpop_key;
 pub mod error;
 pub mod fields;
 pub mod health;

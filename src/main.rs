@@ -1,6 +1,11 @@
 //! The `usergate` command line.
 
-use std::{io::Read, process::ExitCode, time::Duration};
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -13,6 +18,7 @@ use usergate::{
     },
     db,
     dev_issuer::{DevKey, MintRequest, all_permissions},
+    dpop_key::DpopKey,
     logging::{self, LogFormat},
 };
 
@@ -38,6 +44,21 @@ enum Command {
     },
     /// Print a token signed by the dev key (the one `serve --dev` trusts).
     MintToken(MintArgs),
+    /// Print a DPoP proof (RFC 9449) for one request, signed by a DPoP key.
+    DpopProof {
+        /// The DPoP key file (P-256 PKCS#8 PEM); created when missing.
+        #[arg(long, value_name = "PATH")]
+        key: PathBuf,
+        /// The request's HTTP method (`htm`).
+        #[arg(long)]
+        method: String,
+        /// The request's URL (`htu`; its query and fragment are left out).
+        #[arg(long)]
+        url: url::Url,
+        /// The access token sent with the proof (`ath`).
+        #[arg(long)]
+        token: Option<String>,
+    },
     /// Run pending database migrations and exit.
     Migrate,
     /// Say whether a token would be accepted, and if not, exactly why.
@@ -78,6 +99,10 @@ struct MintArgs {
     /// `at+jwt` when AUTH_REQUIRE_AT_JWT=true.
     #[arg(long)]
     typ: Option<String>,
+    /// Bind the token to this DPoP key (`cnf.jkt`); the key file is
+    /// created when missing.
+    #[arg(long, value_name = "PATH")]
+    dpop_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -99,6 +124,12 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve { dev: false }) {
         Command::Serve { dev } => serve(dev),
         Command::MintToken(args) => mint_token(args),
+        Command::DpopProof {
+            key,
+            method,
+            url,
+            token,
+        } => dpop_proof(&key, &method, &url, token.as_deref()),
         Command::Migrate => migrate(),
         Command::ExplainToken { token, dev } => explain_token(&token, dev),
         Command::Healthcheck => healthcheck(),
@@ -213,6 +244,14 @@ fn parse_claims(claims: &[String]) -> anyhow::Result<serde_json::Map<String, ser
 
 fn mint_token(args: MintArgs) -> anyhow::Result<ExitCode> {
     let claims = parse_claims(&args.claims)?;
+    let cnf = match &args.dpop_key {
+        Some(path) => Some(
+            DpopKey::load_or_create(path)
+                .context("--dpop-key")?
+                .confirmation(),
+        ),
+        None => None,
+    };
     let env = Env::new(&process_env);
     let auth = AuthSettings::from_env(&env, true, Listen::from_env(&env)?.port)?;
     let dev = DevSettings::from_env(&env, true);
@@ -227,11 +266,24 @@ fn mint_token(args: MintArgs) -> anyhow::Result<ExitCode> {
         aud: audience,
         scope: args.scope,
         permissions: args.permissions,
+        cnf,
         ttl: Duration::from_secs(args.ttl),
         claims,
         typ: dev_typ(&auth, args.typ),
     })?;
     println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dpop_proof(
+    key: &Path,
+    method: &str,
+    url: &url::Url,
+    token: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let key = DpopKey::load_or_create(key).context("--key")?;
+    // Standard methods are upper case, as the server compares them.
+    println!("{}", key.proof(&method.to_ascii_uppercase(), url, token)?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -58,6 +58,9 @@ pub struct AccessClaims {
     /// The same, in Auth0's classic access token profile.
     #[serde(default, deserialize_with = "lenient_string")]
     pub azp: Option<String>,
+    /// RFC 9449 §6.1 confirmation: `{"jkt": "<thumbprint>"}` binds the token to a DPoP key.
+    #[serde(default)]
+    pub cnf: Option<serde_json::Value>,
 }
 
 /// The authenticated caller, as handlers see it.
@@ -79,6 +82,9 @@ pub struct Principal {
     pub expires_at: i64,
     /// A machine client's token (client credentials grant), not a person's.
     pub is_machine: bool,
+    /// The DPoP key the token is bound to (`cnf.jkt`): every request must
+    /// then carry a proof signed by it.
+    pub jkt: Option<String>,
 }
 
 impl Principal {
@@ -111,6 +117,17 @@ impl Principal {
             || sub.as_str().ends_with("@clients");
         permissions.sort_unstable();
         permissions.dedup();
+        // A confirmation we cannot check (no string `jkt`) must not be ignored.
+        let jkt = match &claims.cnf {
+            None => None,
+            Some(cnf) => Some(
+                cnf.get("jkt")
+                    .and_then(serde_json::Value::as_str)
+                    .filter(|jkt| !jkt.is_empty())
+                    .ok_or(TokenError::Claim("cnf"))?
+                    .to_owned(),
+            ),
+        };
         Ok(Self {
             sub,
             permissions,
@@ -123,6 +140,7 @@ impl Principal {
             expires_at: claims.exp.ok_or(TokenError::Claim("exp"))? as i64,
             is_machine,
             client_id: claims.client_id.or(claims.azp),
+            jkt,
         })
     }
 

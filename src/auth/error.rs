@@ -3,9 +3,13 @@
 use actix_web::{
     HttpRequest, HttpResponse, ResponseError,
     http::{StatusCode, header},
+    web,
 };
 
-use super::challenge::Challenge;
+use super::{
+    challenge::Challenge,
+    dpop::{ALGS, DpopError, DpopMode},
+};
 use crate::http::{Problem, public_base_url};
 
 /// An authentication or authorization failure.
@@ -26,6 +30,12 @@ pub enum AuthError {
     /// A valid token without the permission this operation needs.
     #[error("this operation needs the {0} permission")]
     InsufficientScope(&'static str),
+    /// A DPoP proof missing, invalid, replayed or for another request.
+    #[error("invalid DPoP proof: {0}")]
+    Proof(#[from] DpopError),
+    /// The shared store of used proofs cannot be reached: nothing is accepted.
+    #[error("DPoP proofs cannot be checked for replay right now; try again shortly")]
+    ReplayStoreDown,
 }
 
 /// Why a token was refused; the message is the `error_description`.
@@ -81,6 +91,16 @@ pub enum TokenError {
     /// The signature does not verify.
     #[error("the token's signature is invalid")]
     Signature,
+    /// A token bound with `cnf` sent as Bearer (RFC 9449 §7.2), or any
+    /// bound token while DPoP is disabled.
+    #[error("DPoP-bound token sent as Bearer")]
+    BoundAsBearer,
+    /// A Bearer token while `DPOP_MODE=required`.
+    #[error("this API accepts DPoP-bound tokens only, sent with the DPoP scheme")]
+    DpopRequired,
+    /// A token without `cnf.jkt` sent with the DPoP scheme.
+    #[error("the token is not DPoP-bound (no cnf.jkt) but was sent with the DPoP scheme")]
+    NotBound,
 }
 
 impl TokenError {
@@ -101,6 +121,9 @@ impl TokenError {
             Self::NotYetValid => "not_yet_valid",
             Self::Claim(_) => "claims",
             Self::Signature => "signature",
+            Self::BoundAsBearer => "dpop_bound_as_bearer",
+            Self::DpopRequired => "dpop_required",
+            Self::NotBound => "dpop_unbound",
         }
     }
 }
@@ -114,6 +137,8 @@ impl AuthError {
             Self::Invalid(e) => e.reason(),
             Self::KeysUnavailable => "keys_unavailable",
             Self::InsufficientScope(_) => "insufficient_scope",
+            Self::Proof(e) => e.reason(),
+            Self::ReplayStoreDown => "dpop_replay_store",
         }
     }
 
@@ -121,10 +146,10 @@ impl AuthError {
     /// while no keys are loaded.
     pub fn status_code(&self) -> StatusCode {
         match self {
-            Self::Missing | Self::Invalid(_) => StatusCode::UNAUTHORIZED,
+            Self::Missing | Self::Invalid(_) | Self::Proof(_) => StatusCode::UNAUTHORIZED,
             Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeysUnavailable | Self::ReplayStoreDown => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -135,34 +160,77 @@ impl AuthError {
             Self::Invalid(_) => ("invalid-token", "Invalid token"),
             Self::KeysUnavailable => ("keys-unavailable", "Signing keys unavailable"),
             Self::InsufficientScope(_) => ("insufficient-scope", "Insufficient scope"),
+            Self::Proof(_) => ("invalid-dpop-proof", "Invalid DPoP proof"),
+            Self::ReplayStoreDown => (
+                "dpop-replay-store-unavailable",
+                "DPoP replay store unavailable",
+            ),
         }
     }
 
-    /// The challenge of this failure, if it has one (a 503 has none).
-    pub fn challenge(&self) -> Option<Challenge> {
+    /// The `error` and other parameters of this failure's challenge; `None`
+    /// for a 503, which has no challenge.
+    fn challenge_params(&self) -> Option<Vec<(&'static str, String)>> {
+        let described = |error: &'static str, why: String| {
+            vec![("error", error.to_owned()), ("error_description", why)]
+        };
         Some(match self {
-            Self::Missing => Challenge::bearer(),
-            Self::Malformed(why) => Challenge::bearer()
-                .param("error", "invalid_request")
-                .param("error_description", why),
-            Self::Invalid(e) => Challenge::bearer()
-                .param("error", "invalid_token")
-                .param("error_description", &e.to_string()),
-            Self::InsufficientScope(scope) => Challenge::bare_bearer()
-                .param("error", "insufficient_scope")
-                .param("scope", scope)
-                .param("error_description", &self.to_string()),
-            Self::KeysUnavailable => return None,
+            Self::Missing => Vec::new(),
+            Self::Malformed(why) => described("invalid_request", (*why).to_owned()),
+            Self::Invalid(e) => described("invalid_token", e.to_string()),
+            Self::Proof(e) => described("invalid_dpop_proof", e.to_string()),
+            Self::InsufficientScope(scope) => vec![
+                ("error", "insufficient_scope".to_owned()),
+                ("scope", (*scope).to_owned()),
+                ("error_description", self.to_string()),
+            ],
+            Self::KeysUnavailable | Self::ReplayStoreDown => return None,
         })
     }
 
-    /// The answer to `req`: counted by reason, its challenge pointing at the
-    /// resource metadata of the URL the client used.
+    /// The challenges of this failure under `mode`, pointing at the resource
+    /// metadata under `base_url`: the one carrying the error first, then the
+    /// other scheme's (DPoP beside Bearer unless disabled, alone when required).
+    pub fn challenge(&self, mode: DpopMode, base_url: &str) -> Option<Challenge> {
+        let params = self.challenge_params()?;
+        let dpop_first = mode == DpopMode::Required || matches!(self, Self::Proof(_));
+        let mut challenge = if dpop_first {
+            let (error, rest) = match params.split_first() {
+                Some((("error", error), rest)) => (Some(error), rest),
+                _ => (None, &params[..]),
+            };
+            let start = match error {
+                Some(error) => Challenge::bare_dpop().param("error", error),
+                None => Challenge::bare_dpop(),
+            };
+            rest.iter()
+                .fold(start.param("algs", ALGS), |c, (k, v)| c.param(k, v))
+        } else {
+            let start = match self {
+                Self::InsufficientScope(_) => Challenge::bare_bearer(),
+                _ => Challenge::bearer(),
+            };
+            params.iter().fold(start, |c, (k, v)| c.param(k, v))
+        };
+        challenge = challenge.resource_metadata(base_url);
+        Some(match (mode, dpop_first) {
+            (DpopMode::Allowed, true) => challenge.and(Challenge::bearer()),
+            (DpopMode::Allowed, false) => challenge.and(Challenge::dpop(ALGS)),
+            _ => challenge,
+        })
+    }
+
+    /// The answer to `req`: counted by reason, its challenges (as the app's
+    /// `DPOP_MODE` lists them) pointing at the resource metadata of the URL
+    /// the client used.
     pub fn reject(self, req: &HttpRequest) -> Rejection {
         metrics::counter!("usergate_auth_failures_total", "reason" => self.reason()).increment(1);
+        let mode = req
+            .app_data::<web::Data<DpopMode>>()
+            .map_or(DpopMode::Disabled, |mode| *mode.get_ref());
         let challenge = self
-            .challenge()
-            .map(|c| c.resource_metadata(&public_base_url(req)).finish());
+            .challenge(mode, &public_base_url(req))
+            .map(Challenge::finish);
         Rejection {
             error: self,
             challenge,
@@ -191,7 +259,10 @@ impl ResponseError for Rejection {
             if let Some(challenge) = &self.challenge {
                 response.insert_header((header::WWW_AUTHENTICATE, challenge.as_str()));
             }
-            if self.error == AuthError::KeysUnavailable {
+            if matches!(
+                self.error,
+                AuthError::KeysUnavailable | AuthError::ReplayStoreDown
+            ) {
                 response.insert_header((header::RETRY_AFTER, "5"));
             }
         })
@@ -204,23 +275,44 @@ mod tests {
 
     #[test]
     fn each_failure_has_its_challenge() {
-        let challenge = |e: AuthError| e.challenge().map(Challenge::finish);
+        let challenge = |e: AuthError, mode| e.challenge(mode, "http://h").map(Challenge::finish);
+        let meta = r#"resource_metadata="http://h/.well-known/oauth-protected-resource""#;
         assert_eq!(
-            challenge(AuthError::Missing).as_deref(),
-            Some(r#"Bearer realm="usergate""#)
+            challenge(AuthError::Missing, DpopMode::Disabled),
+            Some(format!(r#"Bearer realm="usergate", {meta}"#))
         );
         assert_eq!(
-            challenge(AuthError::Invalid(TokenError::Expired)).as_deref(),
-            Some(
-                r#"Bearer realm="usergate", error="invalid_token", error_description="the token has expired""#
-            )
+            challenge(AuthError::Invalid(TokenError::Expired), DpopMode::Allowed),
+            Some(format!(
+                r#"Bearer realm="usergate", error="invalid_token", error_description="the token has expired", {meta}, DPoP algs="{ALGS}""#
+            ))
         );
         assert_eq!(
-            challenge(AuthError::InsufficientScope("read:users")).as_deref(),
-            Some(
-                r#"Bearer error="insufficient_scope", scope="read:users", error_description="this operation needs the read:users permission""#
-            )
+            challenge(
+                AuthError::InsufficientScope("read:users"),
+                DpopMode::Disabled
+            ),
+            Some(format!(
+                r#"Bearer error="insufficient_scope", scope="read:users", error_description="this operation needs the read:users permission", {meta}"#
+            ))
         );
-        assert_eq!(challenge(AuthError::KeysUnavailable), None);
+        assert_eq!(
+            challenge(AuthError::Proof(DpopError::Replayed), DpopMode::Allowed),
+            Some(format!(
+                r#"DPoP error="invalid_dpop_proof", algs="{ALGS}", error_description="the DPoP proof was already used", {meta}, Bearer realm="usergate""#
+            ))
+        );
+        assert_eq!(
+            challenge(AuthError::Missing, DpopMode::Required),
+            Some(format!(r#"DPoP algs="{ALGS}", {meta}"#))
+        );
+        assert_eq!(
+            challenge(AuthError::KeysUnavailable, DpopMode::Allowed),
+            None
+        );
+        assert_eq!(
+            challenge(AuthError::ReplayStoreDown, DpopMode::Allowed),
+            None
+        );
     }
 }

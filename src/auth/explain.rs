@@ -82,7 +82,7 @@ fn decode(input: &str) -> Result<(String, UnverifiedToken), Refusal> {
     let input = input.trim();
     let token = if input.contains(' ') {
         match Credentials::parse(input) {
-            Credentials::Bearer(token) => token,
+            Credentials::Bearer(token) | Credentials::Dpop { token, .. } => token,
             Credentials::Malformed(why) => return Err(Refusal::Malformed(why)),
             Credentials::Missing => return Err(Refusal::NotJwt),
         }
@@ -131,11 +131,15 @@ async fn diagnose(
         .map_err(|e| Refusal::NoKeys(issuer.clone(), e))?;
     let issuers = Issuers::fixed(&issuer, keys);
     let verifier = Verifier::new(settings, issuers, TokenCache::disabled());
-    verifier
+    let principal = verifier
         .verify_parsed(token, unverified)
         .await
-        .map(|principal| (principal, issuer))
-        .map_err(Refusal::Refused)
+        .map_err(Refusal::Refused)?;
+    // Explained as a bearer token: a bound one is only good with its proof.
+    if principal.jkt.is_some() {
+        return Err(Refusal::Refused(TokenError::BoundAsBearer.into()));
+    }
+    Ok((principal, issuer))
 }
 
 fn phrase(
@@ -237,6 +241,11 @@ fn refused_because(
              it was signed by another tenant or a rotated-out key"
                 .to_owned()
         }
+        AuthError::Invalid(TokenError::BoundAsBearer) => format!(
+            "DPoP-bound token sent as Bearer: it is bound to the key with thumbprint {} \
+             (cnf.jkt) and is accepted only as `Authorization: DPoP` with a proof signed by that key",
+            claim("cnf").get("jkt").unwrap_or(&Value::Null)
+        ),
         AuthError::Invalid(TokenError::Expired) => {
             format!("expired (beyond the {}s leeway)", settings.leeway_secs)
         }

@@ -157,7 +157,7 @@ fn trusted_key(jwk: &Jwk, allowed: &[Algorithm]) -> Option<(String, TrustedKey)>
         return None;
     }
     let key = DecodingKey::from_jwk(jwk).ok()?;
-    let thumbprint = jwk.thumbprint(ThumbprintHash::SHA256).ok()?;
+    let thumbprint = thumbprint(jwk)?;
     Some((
         kid,
         TrustedKey {
@@ -168,9 +168,15 @@ fn trusted_key(jwk: &Jwk, allowed: &[Algorithm]) -> Option<(String, TrustedKey)>
     ))
 }
 
+/// The RFC 7638 SHA-256 thumbprint of `jwk`, base64url: what the key is,
+/// whatever its `kid` says (and what a DPoP token's `cnf.jkt` names).
+pub fn thumbprint(jwk: &Jwk) -> Option<String> {
+    jwk.thumbprint(ThumbprintHash::SHA256).ok()
+}
+
 /// The length in bits of a base64url big-endian integer, leading zero
 /// bytes and bits not counted (a zero-padded short modulus stays short).
-fn modulus_bits(n: &str) -> Option<usize> {
+pub fn modulus_bits(n: &str) -> Option<usize> {
     let bytes = URL_SAFE_NO_PAD.decode(n.trim_end_matches('=')).ok()?;
     let first = bytes.iter().position(|b| *b != 0)?;
     let leading_zero_bits = bytes[first].leading_zeros() as usize;

@@ -1,26 +1,33 @@
-//! The bearer middleware, which verifies and puts the caller's
-//! [`Principal`] in the request, and the extractors handlers read it with.
+//! The auth middleware, which verifies (a bearer token, or a DPoP-bound
+//! token and its proof) and puts the caller's [`Principal`] in the request,
+//! and the extractors handlers read it with.
 
 use std::{future::Future, marker::PhantomData, pin::Pin, sync::Arc};
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, dev::ServiceRequest};
 use actix_web_httpauth::middleware::HttpAuthentication;
 
-use super::{AuthError, Credentials, Principal, Rejection, Verifier};
+use super::{
+    AuthError, Credentials, Dpop, DpopMode, Principal, Rejection, TokenError, Verifier,
+    dpop::{DpopError, ProofTarget},
+};
+use crate::http::public_base_url;
 
 /// What the validator of [`HttpAuthentication`] returns.
 type Verdict =
     Pin<Box<dyn Future<Output = Result<ServiceRequest, (actix_web::Error, ServiceRequest)>>>>;
 
-/// The middleware of a protected scope: verifies the bearer token with
-/// `verifier` and inserts `Arc<Principal>` into the request's extensions.
+/// The middleware of a protected scope: verifies the token with `verifier`
+/// (and its proof with `dpop` when it is bound) and inserts `Arc<Principal>`
+/// into the request's extensions.
 pub fn bearer_auth(
     verifier: Verifier,
+    dpop: Dpop,
 ) -> HttpAuthentication<Credentials, impl Fn(ServiceRequest, Credentials) -> Verdict> {
     HttpAuthentication::with_fn(move |req, credentials| {
-        let verifier = verifier.clone();
+        let (verifier, dpop) = (verifier.clone(), dpop.clone());
         Box::pin(async move {
-            match authenticate(&verifier, credentials).await {
+            match authenticate(&verifier, &dpop, req.request(), credentials).await {
                 Ok(principal) => {
                     req.extensions_mut().insert(principal);
                     Ok(req)
@@ -31,14 +38,42 @@ pub fn bearer_auth(
     })
 }
 
+/// The principal of a request's credentials. The token cache may answer for
+/// the token, never for the proof: a bound token's proof is checked on
+/// every request.
 async fn authenticate(
     verifier: &Verifier,
+    dpop: &Dpop,
+    req: &HttpRequest,
     credentials: Credentials,
 ) -> Result<Arc<Principal>, AuthError> {
-    match credentials {
-        Credentials::Bearer(token) => verifier.verify(&token).await,
-        Credentials::Missing => Err(AuthError::Missing),
-        Credentials::Malformed(why) => Err(AuthError::Malformed(why)),
+    match (credentials, dpop.mode()) {
+        (Credentials::Bearer(_), DpopMode::Required) => Err(TokenError::DpopRequired.into()),
+        (Credentials::Bearer(token), _) => {
+            let principal = verifier.verify(&token).await?;
+            if principal.jkt.is_some() {
+                return Err(TokenError::BoundAsBearer.into());
+            }
+            Ok(principal)
+        }
+        // Disabled: the scheme is as unknown as any other.
+        (Credentials::Dpop { .. }, DpopMode::Disabled) => Err(AuthError::Missing),
+        (Credentials::Dpop { token, proof }, _) => {
+            let proof = proof.map_err(DpopError::Malformed)?;
+            let principal = verifier.verify(&token).await?;
+            let jkt = principal.jkt.as_deref().ok_or(TokenError::NotBound)?;
+            let url = format!("{}{}", public_base_url(req), req.path());
+            let target = ProofTarget {
+                method: req.method().as_str(),
+                url: &url,
+                token: &token,
+                jkt,
+            };
+            dpop.check(&proof, &target).await?;
+            Ok(principal)
+        }
+        (Credentials::Missing, _) => Err(AuthError::Missing),
+        (Credentials::Malformed(why), _) => Err(AuthError::Malformed(why)),
     }
 }
 

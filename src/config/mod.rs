@@ -2,11 +2,13 @@
 //! in sections: each subcommand loads only the sections it needs.
 
 mod auth;
+mod dpop;
 mod http;
 
 use std::{ops::RangeInclusive, path::PathBuf, str::FromStr, time::Duration};
 
 pub use auth::{AuthSettings, PermissionsFrom, is_loopback};
+pub use dpop::DpopSettings;
 pub use http::{HttpSettings, Listen, is_loopback_host, reachable_host};
 
 use crate::db::DatabaseUrl;
@@ -99,6 +101,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// The local dev issuer.
     pub dev: DevSettings,
+    /// DPoP proofs.
+    pub dpop: DpopSettings,
 }
 
 impl Settings {
@@ -130,6 +134,7 @@ impl Settings {
             http,
             database: DatabaseSettings::from_env(&env)?,
             dev: DevSettings::from_env(&env, dev_mode),
+            dpop: DpopSettings::from_env(&env)?,
         })
     }
 }

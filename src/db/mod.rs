@@ -4,6 +4,7 @@ mod breaker;
 mod error;
 mod listen;
 mod pool;
+pub mod replay;
 pub mod schema;
 mod transaction;
 

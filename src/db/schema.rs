@@ -1,6 +1,14 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    dpop_proofs (proof_key) {
+        #[max_length = 64]
+        proof_key -> Varchar,
+        expires_at -> Int8,
+    }
+}
+
+diesel::table! {
     user_tombstones (sub) {
         #[max_length = 255]
         sub -> Varchar,
@@ -24,4 +32,4 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(user_tombstones, users,);
+diesel::allow_tables_to_appear_in_same_query!(dpop_proofs, user_tombstones, users,);

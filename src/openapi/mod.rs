@@ -43,7 +43,11 @@ impl Modify for BearerScheme {
         let components = openapi.components.get_or_insert_with(Default::default);
         let mut scheme = Http::new(HttpAuthScheme::Bearer);
         scheme.bearer_format = Some("JWT".into());
-        scheme.description = Some("An Auth0 access token for this API's audience.".into());
+        scheme.description = Some(
+            "An Auth0 access token for this API's audience; a DPoP-bound one (RFC 9449) is \
+             sent as `Authorization: DPoP <token>` with a `DPoP` proof header instead."
+                .into(),
+        );
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
     }
 }

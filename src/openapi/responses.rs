@@ -27,7 +27,10 @@ struct ErrorAnswer {
 
 const CHALLENGE: &str = "The RFC 6750 challenge: `Bearer realm=\"usergate\"` alone when no \
 token was sent, else with `error` (`invalid_request`, `invalid_token`, `insufficient_scope`), \
-`error_description`, `scope` and `resource_metadata` (RFC 9728).";
+`error_description`, `scope` and `resource_metadata` (RFC 9728); then the RFC 9449 `DPoP` \
+challenge (`algs`) beside it, unless `DPOP_MODE=disabled`. A refused DPoP proof is answered \
+`DPoP error=\"invalid_dpop_proof\", algs=\"…\"` first; with `DPOP_MODE=required` only the \
+`DPoP` challenge is sent.";
 
 const BAD_REQUEST: ErrorAnswer = ErrorAnswer {
     status: 400,
@@ -42,7 +45,8 @@ const UNAUTHORIZED: ErrorAnswer = ErrorAnswer {
     status: 401,
     name: "Unauthorized",
     description: "No bearer token, or a token that is refused (bad signature, expired, \
-        wrong issuer or audience, unknown key…).",
+        wrong issuer or audience, unknown key…, a DPoP-bound token sent as Bearer), or a \
+        DPoP proof that is missing, invalid, replayed or for another request.",
     headers: &[("WWW-Authenticate", CHALLENGE)],
 };
 
@@ -79,8 +83,9 @@ const TOO_LARGE: ErrorAnswer = ErrorAnswer {
 const UNAVAILABLE: ErrorAnswer = ErrorAnswer {
     status: 503,
     name: "Unavailable",
-    description: "The database does not answer, or the identity provider's signing keys \
-        are not loaded yet; try again after `Retry-After`.",
+    description: "The database does not answer, the identity provider's signing keys \
+        are not loaded yet, or (for a DPoP request) the store of used proofs cannot be \
+        reached; try again after `Retry-After`.",
     headers: &[("Retry-After", "Seconds to wait before trying again.")],
 };
 

@@ -35,7 +35,7 @@ async fn no_credentials_get_401_with_a_bare_challenge(backend: Backend) {
         HTTP/1.1 401 Unauthorized
         content-length: 224
         content-type: application/problem+json
-        www-authenticate: Bearer realm="usergate", resource_metadata="http://127.0.0.1:[PORT]/.well-known/oauth-protected-resource"
+        www-authenticate: Bearer realm="usergate", resource_metadata="http://127.0.0.1:[PORT]/.well-known/oauth-protected-resource", DPoP algs="ES256 ES384 RS256 PS256"
         x-content-type-options: nosniff
         x-request-id: [request-id]
 
@@ -60,7 +60,7 @@ async fn bearer_without_a_token_gets_400_invalid_request(backend: Backend) {
         HTTP/1.1 400 Bad Request
         content-length: 210
         content-type: application/problem+json
-        www-authenticate: Bearer realm="usergate", error="invalid_request", error_description="Bearer without a token", resource_metadata="http://127.0.0.1:[PORT]/.well-known/oauth-protected-resource"
+        www-authenticate: Bearer realm="usergate", error="invalid_request", error_description="Bearer without a token", resource_metadata="http://127.0.0.1:[PORT]/.well-known/oauth-protected-resource", DPoP algs="ES256 ES384 RS256 PS256"
         x-content-type-options: nosniff
         x-request-id: [request-id]
 
@@ -81,7 +81,7 @@ async fn an_expired_token_gets_401_invalid_token(backend: Backend) {
         HTTP/1.1 401 Unauthorized
         content-length: 182
         content-type: application/problem+json
-        www-authenticate: Bearer realm="usergate", error="invalid_token", error_description="the token has expired", resource_metadata="http://127.0.0.1:[PORT]/.well-known/oauth-protected-resource"
+        www-authenticate: Bearer realm="usergate", error="invalid_token", error_description="the token has expired", resource_metadata="http://127.0.0.1:[PORT]/.well-known/oauth-protected-resource", DPoP algs="ES256 ES384 RS256 PS256"
         x-content-type-options: nosniff
         x-request-id: [request-id]
 
@@ -100,7 +100,7 @@ async fn a_list_without_read_users_gets_403_insufficient_scope(backend: Backend)
         HTTP/1.1 403 Forbidden
         content-length: 202
         content-type: application/problem+json
-        www-authenticate: Bearer error="insufficient_scope", scope="read:users", error_description="this operation needs the read:users permission", resource_metadata="http://127.0.0.1:[PORT]/.well-known/oauth-protected-resource"
+        www-authenticate: Bearer error="insufficient_scope", scope="read:users", error_description="this operation needs the read:users permission", resource_metadata="http://127.0.0.1:[PORT]/.well-known/oauth-protected-resource", DPoP algs="ES256 ES384 RS256 PS256"
         x-content-type-options: nosniff
         x-request-id: [request-id]
 

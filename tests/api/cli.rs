@@ -175,3 +175,73 @@ async fn healthcheck_exits_0_against_a_running_server_and_1_when_nothing_listens
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("unhealthy"), "{stderr}");
 }
+
+/// Runs `dpop-proof` for `GET url` with `token`; returns the proof it prints.
+async fn dpop_proof(dev: &Dev, key: &str, url: &str, token: &str) -> String {
+    let args = [
+        "dpop-proof",
+        "--key",
+        key,
+        "--method",
+        "get",
+        "--url",
+        url,
+        "--token",
+        token,
+    ];
+    let (status, stdout, stderr) = run(command(&args, &dev.env(), dev.dir.path())).await;
+    assert!(status.success(), "dpop-proof: {status}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "the proof alone on stdout: {stdout:?}");
+    assert_eq!(lines[0].split('.').count(), 3, "a JWS: {stdout}");
+    lines[0].to_owned()
+}
+
+#[actix_web::test]
+async fn dpop_tools_bind_a_token_and_make_proofs_the_dev_server_accepts_once_each() {
+    let dev = Dev::new();
+    let _server = dev.serve().await;
+    let key = dev.dir.path().join("client").join("dpop-key.pem");
+    let key = key.to_str().expect("utf-8 path");
+    let token = dev
+        .mint(&["--sub", "auth0|dpop-cli", "--dpop-key", key])
+        .await;
+    assert!(
+        std::path::Path::new(key).exists(),
+        "the key file is created"
+    );
+    let again = dev
+        .mint(&["--sub", "auth0|dpop-cli", "--dpop-key", key, "--ttl", "60"])
+        .await;
+
+    let me = dev.url("/users/me");
+    let with_query = format!("{me}?page=1");
+    let send = |token: &str, proof: &str| {
+        reqwest::Client::new()
+            .get(&me)
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .send()
+    };
+
+    let first = dpop_proof(&dev, key, &with_query, &token).await;
+    let r = send(&token, &first).await.expect("request");
+    assert_eq!(r.status(), 200, "a minted bound token with its proof");
+    let user: Value = r.json().await.expect("user json");
+    assert_eq!(user["sub"], "auth0|dpop-cli");
+    let r = send(&token, &first).await.expect("request");
+    assert_eq!(r.status(), 401, "the same proof again");
+    let second = dpop_proof(&dev, key, &with_query, &again).await;
+    let r = send(&again, &second).await.expect("request");
+    assert_eq!(r.status(), 200, "another token bound to the same key file");
+
+    let r = get_with(&token, &me).await;
+    assert_problem(r, 401, "a bound token as Bearer").await;
+    let args = ["explain-token", "--dev", token.as_str()];
+    let (status, stdout, _) = run(command(&args, &dev.env(), dev.dir.path())).await;
+    assert_eq!(status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("DPoP-bound token sent as Bearer"),
+        "explain-token says why: {stdout}"
+    );
+}

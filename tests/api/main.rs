@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod cli;
 mod database;
+mod dpop;
 mod fleet;
 mod hardening;
 mod issuers;

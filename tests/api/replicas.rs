@@ -24,13 +24,22 @@ const WITHIN: Duration = Duration::from_secs(1);
 /// Replica A on a fresh database, and replica B on the same database,
 /// trusting A's issuer; `None` without PostgreSQL.
 async fn two_replicas() -> Option<(TestApp, TestApp)> {
+    two_replicas_with(&[]).await
+}
+
+/// [`two_replicas`], both with the variables of `env` set.
+pub async fn two_replicas_with(env: &[(&str, &str)]) -> Option<(TestApp, TestApp)> {
     let backend = Backend::postgres()?;
-    let a = TestApp::spawn_on(backend.clone()).await;
-    let b = TestApp::spawn_with(
+    let with_env = |options: Options| {
+        env.iter()
+            .fold(options, |options, (name, value)| options.env(name, value))
+    };
+    let a = TestApp::spawn_with(with_env(Options::new(backend.clone()))).await;
+    let b = TestApp::spawn_with(with_env(
         Options::new(backend)
             .env("DATABASE_URL", &a.database_url)
             .env("AUTH0_ISSUER", &a.issuer.issuer),
-    )
+    ))
     .await;
     Some((a, b))
 }

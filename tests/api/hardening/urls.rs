@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::support::{
     app::{Options, TestApp},
-    assert::{assert_problem, header},
+    assert::{assert_problem, challenge, header},
     db::Backend,
 };
 
@@ -74,11 +74,9 @@ async fn with_public_url_host_and_forwarded_headers_never_reach_an_absolute_url(
     )
     .await;
     let [metadata, location, next] = absolute_urls(&app, "evil.example", "auth0|second").await;
-    assert!(
-        metadata.ends_with(
-            r#"resource_metadata="https://api.usergate.test/.well-known/oauth-protected-resource""#
-        ),
-        "{metadata}"
+    assert_eq!(
+        metadata,
+        challenge("https://api.usergate.test", r#"realm="usergate""#)
     );
     assert!(
         location.starts_with("https://api.usergate.test/users/"),
@@ -112,11 +110,10 @@ async fn without_public_url_a_forged_or_malformed_host_never_reaches_an_absolute
             assert!(!url.contains("evil.example"), "Host {host:?}: {url}");
         }
         let [metadata, location, next] = urls;
-        assert!(
-            metadata.ends_with(&format!(
-                r#"resource_metadata="{own}/.well-known/oauth-protected-resource""#
-            )),
-            "Host {host:?}: {metadata}"
+        assert_eq!(
+            metadata,
+            challenge(&own, r#"realm="usergate""#),
+            "Host {host:?}"
         );
         assert!(location.starts_with(&format!("{own}/users/")), "{location}");
         assert!(next.starts_with(&format!("{own}/users?limit=1")), "{next}");

@@ -5,7 +5,7 @@ use chrono::{DateTime, FixedOffset};
 use reqwest::Response;
 use serde_json::Value;
 
-use super::app::TestApp;
+use super::{app::TestApp, dpop::ALGS};
 
 /// The value of header `name`, `None` when absent. A header sent more than
 /// once, or not visible ASCII, fails the test: no caller expects either.
@@ -23,10 +23,25 @@ pub fn header(response: &Response, name: &str) -> Option<String> {
     Some(text.to_owned())
 }
 
-/// The whole `WWW-Authenticate` value of the app at `base`: `Bearer`, the
-/// parameters, then the `resource_metadata` every challenge points at.
+/// The whole `WWW-Authenticate` value of the app at `base` (`DPOP_MODE`
+/// allowed, the default): `Bearer`, the parameters, the `resource_metadata`
+/// every challenge points at, then the `DPoP` challenge beside it.
 pub fn challenge(base: &str, params: &str) -> String {
+    format!(r#"{}, DPoP algs="{ALGS}""#, bearer_challenge(base, params))
+}
+
+/// The `WWW-Authenticate` value with DPoP disabled: `Bearer` alone.
+pub fn bearer_challenge(base: &str, params: &str) -> String {
     format!(r#"Bearer {params}, resource_metadata="{base}/.well-known/oauth-protected-resource""#)
+}
+
+/// The `WWW-Authenticate` value of a refused DPoP proof (or of any refusal
+/// with DPoP required, then without the trailing `Bearer`): `DPoP`, the
+/// parameters, `resource_metadata`, then the `Bearer` challenge beside it.
+pub fn dpop_challenge(base: &str, params: &str) -> String {
+    format!(
+        r#"DPoP {params}, resource_metadata="{base}/.well-known/oauth-protected-resource", Bearer realm="usergate""#
+    )
 }
 
 /// Asserts a problem+json answer and returns its body.

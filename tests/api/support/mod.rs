@@ -5,6 +5,7 @@ pub mod app;
 pub mod assert;
 pub mod db;
 pub mod dev;
+pub mod dpop;
 pub mod issuer;
 pub mod keys;
 pub mod process;
