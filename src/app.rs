@@ -85,7 +85,7 @@ impl Application {
             dpop: dpop_checker(&settings, &pool),
             public_url: web::Data::new(settings.http.public_url.clone()),
             metrics_on_api: metrics_addr.is_none(),
-            metadata: web::Data::new(ProtectedResource::of(&settings.auth)),
+            metadata: web::Data::new(ProtectedResource::of(&settings.auth, settings.dpop.mode)),
             trusted_proxies: web::Data::new(settings.http.trusted_proxies.clone()),
             http: web::Data::new(settings.http),
             pool: web::Data::new(pool),

@@ -4,7 +4,12 @@ use actix_web::{HttpResponse, http::header, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{config::AuthSettings, dev_issuer::DevKey, users::permissions::ALL_PERMISSIONS};
+use crate::{
+    auth::{DpopMode, dpop::ALGS},
+    config::AuthSettings,
+    dev_issuer::DevKey,
+    users::permissions::ALL_PERMISSIONS,
+};
 
 /// How a client gets a token for this API.
 #[derive(Debug, Serialize, ToSchema)]
@@ -17,16 +22,24 @@ pub struct ProtectedResource {
     pub bearer_methods_supported: Vec<&'static str>,
     /// The permissions the API checks.
     pub scopes_supported: Vec<&'static str>,
+    /// The algorithms a DPoP proof may use (absent when `DPOP_MODE=disabled`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_signing_alg_values_supported: Option<Vec<&'static str>>,
+    /// Whether every token must be DPoP-bound (`DPOP_MODE=required`).
+    pub dpop_bound_access_tokens_required: bool,
 }
 
 impl ProtectedResource {
-    /// The metadata of an API verifying tokens as `auth` says.
-    pub fn of(auth: &AuthSettings) -> Self {
+    /// The metadata of an API verifying tokens as `auth` and `dpop` say.
+    pub fn of(auth: &AuthSettings, dpop: DpopMode) -> Self {
         Self {
             resource: auth.audiences.first().cloned().unwrap_or_default(),
             authorization_servers: auth.issuers.clone(),
             bearer_methods_supported: vec!["header"],
             scopes_supported: ALL_PERMISSIONS.to_vec(),
+            dpop_signing_alg_values_supported: (dpop != DpopMode::Disabled)
+                .then(|| ALGS.split(' ').collect()),
+            dpop_bound_access_tokens_required: dpop == DpopMode::Required,
         }
     }
 }

@@ -324,8 +324,34 @@ async fn protected_resource_metadata_describes_the_api_and_every_challenge_point
             "authorization_servers": [app.issuer.issuer],
             "bearer_methods_supported": ["header"],
             "scopes_supported": ["read:users", "create:users", "update:users", "delete:users"],
+            "dpop_signing_alg_values_supported": ["ES256", "ES384", "RS256", "PS256"],
+            "dpop_bound_access_tokens_required": false,
         })
     );
+    for (mode, algs, required) in [
+        (
+            "required",
+            json!(["ES256", "ES384", "RS256", "PS256"]),
+            true,
+        ),
+        ("disabled", Value::Null, false),
+    ] {
+        let app = TestApp::spawn_with(Options::new(Backend::Sqlite).env("DPOP_MODE", mode)).await;
+        let metadata: Value = app
+            .get_anonymous("/.well-known/oauth-protected-resource")
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            metadata["dpop_signing_alg_values_supported"], algs,
+            "{mode}"
+        );
+        assert_eq!(
+            metadata["dpop_bound_access_tokens_required"], required,
+            "{mode}"
+        );
+    }
 
     let mut expired = app.issuer.claims("auth0|l", &[]);
     expired["exp"] = json!(now() - 3600);
