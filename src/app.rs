@@ -21,7 +21,7 @@ use crate::{
         Dpop, Issuers, TokenCache, Verifier, bearer_auth,
         replay::{InProcessReplayStore, ReplayStore},
     },
-    config::{HttpSettings, Settings, reachable_host},
+    config::{HttpSettings, Listen, Settings, reachable_host},
     db::{self, DatabaseUrl, DbPool, replay::DbReplayStore},
     dev_issuer::DevKey,
     discovery::{self, DevJwks, ProtectedResource},
@@ -60,17 +60,9 @@ impl Application {
         let (keys, dev_key) = key_store(&settings, &cache)?;
         let verifier = Verifier::new(&settings.auth, keys, cache);
 
-        let listen = &settings.http.listen;
-        let listener =
-            TcpListener::bind((listen.host.as_str(), listen.port)).with_context(|| {
-                format!(
-                    "HOST/PORT: cannot listen on {}:{}",
-                    listen.host, listen.port
-                )
-            })?;
-        let port = listener.local_addr()?.port();
+        let (listener, port) = bind(&settings.http.listen)?;
         // Links fall back to this authority when a request has no usable Host.
-        let authority = format!("{}:{port}", reachable_host(&listen.host));
+        let authority = format!("{}:{port}", reachable_host(&settings.http.listen.host));
         let draining = Draining::default();
         // Every blocking task holds a pooled connection: more threads would only wait.
         let pool_size = settings.database.pool_size as usize;
@@ -201,6 +193,18 @@ async fn migrated_pool(settings: &Settings) -> anyhow::Result<DbPool> {
             )
         })?;
     Ok(pool)
+}
+
+/// The API's listener on `HOST:PORT`, and the port it got (port 0 picks one).
+fn bind(listen: &Listen) -> anyhow::Result<(TcpListener, u16)> {
+    let listener = TcpListener::bind((listen.host.as_str(), listen.port)).with_context(|| {
+        format!(
+            "HOST/PORT: cannot listen on {}:{}",
+            listen.host, listen.port
+        )
+    })?;
+    let port = listener.local_addr()?.port();
+    Ok((listener, port))
 }
 
 /// The proof checker: `jti`s remembered in the table every replica shares
