@@ -152,7 +152,7 @@ fn bench_dpop(c: &mut Criterion, f: &Fixture, cached: &Verifier) {
         DpopMode::Allowed,
         Duration::from_secs(300),
         Duration::from_secs(60),
-        std::sync::Arc::new(InProcessReplayStore::new(Duration::from_secs(360))),
+        std::sync::Arc::new(InProcessReplayStore::new()),
     );
     let url = url::Url::parse(URL).expect("url");
     let fresh_proof = || {

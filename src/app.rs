@@ -214,7 +214,7 @@ fn dpop_checker(settings: &Settings, pool: &DbPool) -> Dpop {
     let max_age = settings.dpop.proof_max_age;
     let store: Arc<dyn ReplayStore> = match settings.database.url {
         DatabaseUrl::Postgres(_) => Arc::new(DbReplayStore::start(pool.clone())),
-        DatabaseUrl::Sqlite(_) => Arc::new(InProcessReplayStore::new(max_age + leeway)),
+        DatabaseUrl::Sqlite(_) => Arc::new(InProcessReplayStore::new()),
     };
     Dpop::new(settings.dpop.mode, max_age, leeway, store)
 }

@@ -199,8 +199,9 @@ fn announce(settings: &Settings) {
         }
     } else if settings.http.public_url.is_none() {
         log::warn!(
-            "PUBLIC_URL is not set: absolute URLs (links, Location, challenges) are built \
-             from each request's Host header; set it to the URL clients use"
+            "PUBLIC_URL is not set: absolute URLs (links, Location, challenges) and the \
+             DPoP htu check are built from each request's Host header; set it to the URL \
+             clients use"
         );
     }
     log::info!(

@@ -168,7 +168,13 @@ impl Dpop {
     pub async fn check(&self, proof: &str, target: &ProofTarget<'_>) -> Result<(), AuthError> {
         let jti = self.verify(proof, target, unix_now())?;
         let key = replay_key(target.jkt, &jti.id);
-        let expires_at = jti.iat.saturating_add(self.inner.max_age);
+        // The last second it can be accepted in (`iat` and now are whole
+        // seconds), plus the leeway: a replica whose clock runs behind by up
+        // to the leeway must still find it.
+        let expires_at = jti
+            .iat
+            .saturating_add(self.inner.max_age)
+            .saturating_add(self.inner.leeway);
         match self.inner.store.first_use(key, expires_at).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(AuthError::Proof(DpopError::Replayed)),
@@ -177,7 +183,7 @@ impl Dpop {
     }
 
     /// Every check but replay; returns the proof's `jti` and `iat`.
-    pub fn verify(
+    fn verify(
         &self,
         proof: &str,
         target: &ProofTarget<'_>,
@@ -328,6 +334,12 @@ fn replay_key(jkt: &str, jti: &str) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_challenges_algs_are_the_accepted_algorithms() {
+        let names: Vec<String> = PROOF_ALGORITHMS.iter().map(|a| format!("{a:?}")).collect();
+        assert_eq!(ALGS, names.join(" "));
+    }
 
     #[test]
     fn modes_parse_case_insensitively_and_nothing_else() {

@@ -2,12 +2,14 @@
 //! proof is accepted once (RFC 9449 §11.1): in process on one replica, or in
 //! a store every replica shares (the database's, wired in by the app).
 
-use std::{future::Future, pin::Pin, time::Duration};
+use std::{collections::HashMap, future::Future, pin::Pin, sync::Mutex};
 
-use moka::{policy::EvictionPolicy, sync::Cache};
+use super::claims::unix_now;
 
-/// Proofs remembered in process at most; beyond, the oldest are forgotten first.
-const IN_PROCESS_CAPACITY: u64 = 250_000;
+/// Proofs remembered in process at most. When that many are unexpired, a
+/// new proof is refused (503) rather than an old one forgotten: a forgotten
+/// proof could be replayed.
+const IN_PROCESS_CAPACITY: usize = 250_000;
 
 /// The shared store could not be asked: the proof must not be accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -25,31 +27,47 @@ pub trait ReplayStore: Send + Sync {
     fn first_use(&self, key: [u8; 32], expires_at: i64) -> FirstUse;
 }
 
-/// One process's memory: bounded, each entry kept for the proofs' lifetime.
+/// One process's memory: each proof kept until its `expires_at` has passed
+/// (compared in whole seconds, as `iat` is), never evicted early.
+#[derive(Default)]
 pub struct InProcessReplayStore {
-    seen: Cache<[u8; 32], ()>,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    until: HashMap<[u8; 32], i64>,
+    /// When expired entries were last dropped: at most once a second.
+    swept_at: i64,
 }
 
 impl InProcessReplayStore {
-    /// Entries live `lifetime` (the proofs' max age plus the leeway).
-    pub fn new(lifetime: Duration) -> Self {
-        Self {
-            seen: Cache::builder()
-                .max_capacity(IN_PROCESS_CAPACITY)
-                // LRU, not TinyLFU: TinyLFU may refuse to admit a new entry
-                // when full, and a proof not remembered could be replayed.
-                // Entries are never read but by a replay, so LRU drops the oldest.
-                .eviction_policy(EvictionPolicy::lru())
-                .time_to_live(lifetime)
-                .build(),
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn record(&self, key: [u8; 32], expires_at: i64, now: i64) -> Result<bool, ReplayStoreDown> {
+        let mut seen = self.seen.lock().map_err(|_| ReplayStoreDown)?;
+        if seen.until.get(&key).is_some_and(|&until| until >= now) {
+            return Ok(false);
         }
+        if seen.until.len() >= IN_PROCESS_CAPACITY && seen.swept_at < now {
+            seen.until.retain(|_, until| *until >= now);
+            seen.swept_at = now;
+        }
+        if seen.until.len() >= IN_PROCESS_CAPACITY {
+            return Err(ReplayStoreDown);
+        }
+        seen.until.insert(key, expires_at);
+        Ok(true)
     }
 }
 
 impl ReplayStore for InProcessReplayStore {
-    fn first_use(&self, key: [u8; 32], _: i64) -> FirstUse {
-        let fresh = self.seen.entry(key).or_insert(()).is_fresh();
-        Box::pin(std::future::ready(Ok(fresh)))
+    fn first_use(&self, key: [u8; 32], expires_at: i64) -> FirstUse {
+        let fresh = self.record(key, expires_at, unix_now());
+        Box::pin(std::future::ready(fresh))
     }
 }
 
@@ -57,29 +75,51 @@ impl ReplayStore for InProcessReplayStore {
 mod tests {
     use super::*;
 
-    #[actix_web::test]
-    async fn a_key_is_fresh_once() {
-        let store = InProcessReplayStore::new(Duration::from_secs(60));
-        assert_eq!(store.first_use([1; 32], 0).await, Ok(true));
-        assert_eq!(store.first_use([1; 32], 0).await, Ok(false));
-        assert_eq!(store.first_use([2; 32], 0).await, Ok(true));
+    #[test]
+    fn a_key_is_fresh_once_until_it_expires() {
+        let store = InProcessReplayStore::new();
+        assert_eq!(store.record([1; 32], 100, 50), Ok(true));
+        assert_eq!(
+            store.record([1; 32], 100, 100),
+            Ok(false),
+            "still alive at expires_at"
+        );
+        assert_eq!(store.record([2; 32], 100, 50), Ok(true));
+        assert_eq!(
+            store.record([1; 32], 200, 101),
+            Ok(true),
+            "expired: a new proof"
+        );
     }
 
-    #[actix_web::test]
-    async fn when_full_the_newest_proofs_are_still_remembered() {
-        let store = InProcessReplayStore::new(Duration::from_secs(60));
-        let n = IN_PROCESS_CAPACITY + 1_000;
-        for i in 0..n {
+    #[test]
+    fn when_full_no_proof_is_forgotten_and_new_ones_are_refused_until_some_expire() {
+        let store = InProcessReplayStore::new();
+        let key = |i: usize| {
             let mut key = [0; 32];
             key[..8].copy_from_slice(&i.to_be_bytes());
-            assert_eq!(store.first_use(key, 0).await, Ok(true));
+            key
+        };
+        for i in 0..IN_PROCESS_CAPACITY {
+            assert_eq!(store.record(key(i), 100 + (i % 2) as i64, 10), Ok(true));
         }
-        store.seen.run_pending_tasks();
-        for i in n - 1_000..n {
-            let mut key = [0; 32];
-            key[..8].copy_from_slice(&i.to_be_bytes());
-            assert_eq!(store.first_use(key, 0).await, Ok(false), "proof {i}");
+        assert_eq!(
+            store.record(key(IN_PROCESS_CAPACITY), 200, 10),
+            Err(ReplayStoreDown)
+        );
+        for i in [0, 1, IN_PROCESS_CAPACITY - 1] {
+            assert_eq!(
+                store.record(key(i), 200, 10),
+                Ok(false),
+                "proof {i} remembered"
+            );
         }
-        assert!(store.seen.entry_count() <= IN_PROCESS_CAPACITY);
+        // At 101 the half that expired at 100 is dropped, making room.
+        assert_eq!(store.record(key(IN_PROCESS_CAPACITY), 200, 101), Ok(true));
+        assert_eq!(
+            store.record(key(1), 200, 101),
+            Ok(false),
+            "unexpired, remembered"
+        );
     }
 }

@@ -59,7 +59,7 @@ impl ReplayStore for DbReplayStore {
 }
 
 /// Inserts the proof; `true` when no replica had recorded it yet.
-pub fn record(conn: &mut DbConnection, key: &str, expires_at: i64) -> Result<bool, DbError> {
+fn record(conn: &mut DbConnection, key: &str, expires_at: i64) -> Result<bool, DbError> {
     let rows = match conn {
         DbConnection::Pg(pg) => diesel::sql_query(
             "INSERT INTO dpop_proofs (proof_key, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
