@@ -47,17 +47,20 @@ pub enum DpopMode {
     Disabled,
 }
 
+/// A `DPOP_MODE` value that names no mode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be allowed, required or disabled (got {0:?})")]
+pub struct UnknownDpopMode(String);
+
 impl FromStr for DpopMode {
-    type Err = String;
+    type Err = UnknownDpopMode;
 
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         match value.to_ascii_lowercase().as_str() {
             "allowed" => Ok(Self::Allowed),
             "required" => Ok(Self::Required),
             "disabled" => Ok(Self::Disabled),
-            _ => Err(format!(
-                "must be allowed, required or disabled (got {value:?})"
-            )),
+            _ => Err(UnknownDpopMode(value.to_owned())),
         }
     }
 }
@@ -202,7 +205,10 @@ impl Dpop {
         let claims = jsonwebtoken::decode::<Map<String, Value>>(proof, &key, &validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::InvalidSignature | ErrorKind::Base64(_) => DpopError::Signature,
-                _ => DpopError::Malformed("the claims are not a JSON object"),
+                ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+                    DpopError::Malformed("the claims are not a JSON object")
+                }
+                _ => DpopError::Malformed("unusable proof"),
             })?
             .claims;
         let text = |name: &'static str| {

@@ -22,7 +22,9 @@ impl DpopSettings {
             None => DpopMode::Allowed,
             Some(value) => value
                 .parse()
-                .map_err(|problem| ConfigError::new("DPOP_MODE", problem))?,
+                .map_err(|e: crate::auth::dpop::UnknownDpopMode| {
+                    ConfigError::new("DPOP_MODE", e.to_string())
+                })?,
         };
         Ok(Self {
             mode,
