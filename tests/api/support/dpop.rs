@@ -6,13 +6,13 @@ use aws_lc_rs::{
     digest::{SHA256, digest},
     encoding::AsBigEndian,
     hmac,
-    signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair},
+    signature::EcdsaKeyPair,
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
-use super::{app::TestApp, now};
+use super::{app::TestApp, keys::P256, now};
 
 /// The proof algorithms usergate lists in its `DPoP` challenges.
 pub const ALGS: &str = "ES256 ES384 RS256 PS256";
@@ -29,17 +29,10 @@ pub struct DpopKey {
 impl DpopKey {
     /// A new key.
     pub fn generate() -> Self {
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .expect("ec keygen");
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
-            .expect("ec pkcs8");
-        let point = pair.public_key().as_ref().to_vec();
-        let (x, y) = point[1..].split_at(32);
+        let P256 { pair, x, y, .. } = P256::generate();
         let d = pair.private_key().as_be_bytes().expect("private scalar");
         Self {
-            jwk: json!({"kty": "EC", "crv": "P-256",
-                        "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y)}),
+            jwk: json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}),
             d: URL_SAFE_NO_PAD.encode(d.as_ref()),
             pair,
         }

@@ -11,6 +11,39 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
+/// A fresh P-256 key pair, its PKCS#8 document, and its public point's
+/// coordinates in base64url (a JWK's `x` and `y`).
+pub struct P256 {
+    /// The pair, to sign with.
+    pub pair: EcdsaKeyPair,
+    /// The same key as PKCS#8 DER.
+    pub pkcs8: Vec<u8>,
+    /// The public point's x coordinate, base64url.
+    pub x: String,
+    /// The public point's y coordinate, base64url.
+    pub y: String,
+}
+
+impl P256 {
+    /// A new random key.
+    pub fn generate() -> Self {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .expect("ec keygen");
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+            .expect("ec pkcs8");
+        let point = pair.public_key().as_ref().to_vec();
+        let (x, y) = point[1..].split_at(32);
+        let (x, y) = (URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
+        Self {
+            pkcs8: pkcs8.as_ref().to_vec(),
+            pair,
+            x,
+            y,
+        }
+    }
+}
+
 /// A signing key of the test issuer, with its public JWK.
 #[derive(Clone)]
 pub struct TestKey {
@@ -47,19 +80,13 @@ impl TestKey {
 
     /// A new P-256 key for ES256.
     pub fn ec(kid: &str) -> Self {
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .expect("ec keygen");
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
-            .expect("ec pkcs8");
-        let point = pair.public_key().as_ref().to_vec();
-        let (x, y) = point[1..].split_at(32);
+        let P256 { pkcs8, x, y, .. } = P256::generate();
         Self {
             kid: kid.into(),
             alg: Algorithm::ES256,
-            encoding: EncodingKey::from_ec_der(pkcs8.as_ref()),
+            encoding: EncodingKey::from_ec_der(&pkcs8),
             jwk: json!({"kty": "EC", "use": "sig", "alg": "ES256", "crv": "P-256", "kid": kid,
-                        "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y)}),
+                        "x": x, "y": y}),
             public_pem: String::new(),
         }
     }
