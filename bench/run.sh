@@ -5,6 +5,9 @@
 #
 #   bench/run.sh [--postgres]      DURATION=10 CONNECTIONS=32 THREADS=2 TOKENS=30000 PROOFS=150000
 #   bench/run.sh --cluster N       1 to N replicas behind HAProxy (bench/cluster.sh)
+#
+# PROFILE=1 also samples the server with `perf record -e cpu-clock` during
+# each row and writes its flat profile to bench/profiles/BACKEND-ROW.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "${1:-}" = "--cluster" ] && exec bench/cluster.sh "${2:-3}"
@@ -65,8 +68,19 @@ run() { # name path [token-file [cycle]]
   else
     args+=(-H "Authorization: Bearer $one")
   fi
-  local line
+  local line perf_pid=""
+  if [ -n "${PROFILE:-}" ]; then
+    perf record -q -e cpu-clock -F 999 -p "$pid" -o "$work/$name.perf" -- sleep "$duration" 2>/dev/null &
+    perf_pid=$!
+  fi
   line="$(wrk "${args[@]}" -s "$script" "$url$path" | grep '^RESULT')"
+  if [ -n "$perf_pid" ]; then
+    wait "$perf_pid" || true
+    mkdir -p bench/profiles
+    perf report -q -i "$work/$name.perf" --no-children --stdio --sort dso,symbol --percent-limit 0.7 \
+      2>/dev/null | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//' \
+      >"bench/profiles/$backend-$name.txt"
+  fi
   local rss
   rss="$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")"
   echo "$name $line $rss" >>"$work/rows"
@@ -93,7 +107,7 @@ run list_limit_50 "/users?limit=50"
 peak="$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")"
 
 {
-  echo "## $(date -u +%Y-%m-%d) — $backend, $connections connections, ${duration}s per row"
+  echo "## $(date -u +%Y-%m-%d) — $backend, $connections connections, ${duration}s per row${PROFILE:+ (perf sampling at 999 Hz beside: PROFILE=1)}"
   echo
   echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), loopback, wrk $threads threads."
   echo
