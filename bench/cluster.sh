@@ -81,13 +81,13 @@ done
   echo
   echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), loopback; wrk ($threads threads), HAProxy and every replica share the cores."
   echo
-  echo "| replicas | row | requests/s | p50 ms | p99 ms | non-2xx | errors | balancer CPU µs/request |"
-  echo "|---:|---|---:|---:|---:|---:|---:|---:|"
-  while read -r n name _ requests secs p50 p99 non2xx errors before after; do
+  echo "| replicas | row | requests/s | p50 ms | p99 ms | p99.9 ms | non-2xx | errors | balancer CPU µs/request |"
+  echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+  while read -r n name _ requests secs p50 p99 p999 non2xx errors before after; do
     rps="$(awk -v r="$requests" -v s="$secs" 'BEGIN { printf "%.0f", r / s }')"
     lb_us="$(awk -v a="$after" -v b="$before" -v r="$requests" 'BEGIN { if (r > 0) printf "%.1f", 1e6 * (a - b) / r; else print "-" }')"
-    printf '| %s | %s | %s | %.2f | %.2f | %s | %s | %s |\n' \
-      "$n" "$name" "$rps" "$p50" "$p99" "$non2xx" "$errors" "$lb_us"
+    printf '| %s | %s | %s | %.2f | %.2f | %.2f | %s | %s | %s |\n' \
+      "$n" "$name" "$rps" "$p50" "$p99" "$p999" "$non2xx" "$errors" "$lb_us"
   done <"$work/rows"
   echo
 } | tee -a bench/results-cluster.md

@@ -3,7 +3,8 @@
 # (its local issuer signs the tokens) on SQLite, or PostgreSQL with --postgres,
 # and measures each row with wrk on the same server in one run.
 #
-#   bench/run.sh [--postgres]      DURATION=10 CONNECTIONS=32 THREADS=2 TOKENS=30000 PROOFS=150000
+#   bench/run.sh [--postgres]      DURATION=10 CONNECTIONS=32 THREADS=2 USERS=30000 PROOFS=150000
+#                                  MIXED=400000 (requests in the mixed row)
 #   bench/run.sh --cluster N       1 to N replicas behind HAProxy (bench/cluster.sh)
 #
 # PROFILE=1 also samples the server with `perf record -e cpu-clock` during
@@ -17,7 +18,8 @@ backend=sqlite
 duration="${DURATION:-10}"
 connections="${CONNECTIONS:-32}"
 threads="${THREADS:-2}"
-tokens="${TOKENS:-30000}"
+users="${USERS:-30000}"
+mixed="${MIXED:-400000}"
 proofs="${PROOFS:-150000}"
 port="${BENCH_PORT:-18080}"
 
@@ -56,7 +58,7 @@ issuer="http://localhost:$port/"
 audience="http://localhost:8000/users"
 one="$("$bin" mint-token --sub 'bench|one' --permissions read:users)"
 curl -fs -H "Authorization: Bearer $one" "$url/users/me" >/dev/null
-"$mint" "$DEV_KEY_PATH" "$issuer" "$audience" 'bench|user-' "$tokens" 3600 >"$work/first.txt"
+"$mint" "$DEV_KEY_PATH" "$issuer" "$audience" 'bench|user-' "$users" 3600 >"$work/first.txt"
 cat bench/tokens.lua bench/report.lua >"$work/tokens.lua"
 
 run() { # name path [token-file [cycle]]
@@ -104,22 +106,36 @@ created="$(curl -fs -H "Authorization: Bearer $one" "$url/users?limit=1" | sed -
 "$mint" "$DEV_KEY_PATH" "$issuer" "$audience" 'bench|user-' "$((created - 200))" 3599 >"$work/again.txt"
 run me_distinct_tokens /users/me "$work/again.txt" 1
 run list_limit_50 "/users?limit=50"
+# Traffic as a deployment sees it: of every 50 requests, 45 repeat the one
+# token ("=" lines), 4 bring a new token of an existing user and 1 is a
+# first login.
+distinct=$((mixed * 8 / 100)) newcomers=$((mixed * 2 / 100))
+[ "$distinct" -gt "$((created - 200))" ] && distinct=$((created - 200))
+"$mint" "$DEV_KEY_PATH" "$issuer" "$audience" 'bench|user-' "$distinct" 3598 >"$work/distinct.txt"
+"$mint" "$DEV_KEY_PATH" "$issuer" "$audience" 'bench|mixed-' "$newcomers" 3600 >"$work/newcomers.txt"
+awk -v n="$mixed" 'BEGIN { while ((getline d < ARGV[1]) > 0) dl[++nd] = d; while ((getline f < ARGV[2]) > 0) fl[++nf] = f
+  for (i = 0; i < n; i++) { k = i % 50
+    if (k == 0 && fi < nf) print fl[++fi]; else if (k <= 4 && k > 0 && di < nd) print dl[++di]; else print "=" } }' \
+  "$work/distinct.txt" "$work/newcomers.txt" >"$work/mixed.txt"
+export REPEATED_TOKEN="$one"
+run mixed_90_8_2 /users/me "$work/mixed.txt"
+unset REPEATED_TOKEN
 peak="$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")"
 
 {
-  echo "## $(date -u +%Y-%m-%d) — $backend, $connections connections, ${duration}s per row${PROFILE:+ (perf sampling at 999 Hz beside: PROFILE=1)}"
+  echo "## $(date -u +%Y-%m-%d) — $backend, $users users, $connections connections, ${duration}s per row${PROFILE:+ (perf sampling at 999 Hz beside: PROFILE=1)}"
   echo
   echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), loopback, wrk $threads threads."
   echo
-  echo "| row | requests/s | p50 ms | p99 ms | non-2xx | errors | RSS after (MB) | vs /healthz |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| row | requests/s | p50 ms | p99 ms | p99.9 ms | non-2xx | errors | RSS after (MB) | vs /healthz |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   base_rps=""
-  while read -r name _ requests secs p50 p99 non2xx errors rss; do
+  while read -r name _ requests secs p50 p99 p999 non2xx errors rss; do
     rps="$(awk -v r="$requests" -v s="$secs" 'BEGIN { printf "%.0f", r / s }')"
     [ -z "$base_rps" ] && base_rps="$rps"
     ratio="$(awk -v a="$rps" -v b="$base_rps" 'BEGIN { printf "%.0f %%", 100 * a / b }')"
-    printf '| %s | %s | %.2f | %.2f | %s | %s | %.1f | %s |\n' \
-      "$name" "$rps" "$p50" "$p99" "$non2xx" "$errors" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$ratio"
+    printf '| %s | %s | %.2f | %.2f | %.2f | %s | %s | %.1f | %s |\n' \
+      "$name" "$rps" "$p50" "$p99" "$p999" "$non2xx" "$errors" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$ratio"
   done <"$work/rows"
   echo
   echo "Peak server RSS over the run: $(awk -v k="$peak" 'BEGIN { printf "%.1f", k / 1024 }') MB."
