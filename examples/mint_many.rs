@@ -46,7 +46,10 @@ fn main() -> anyhow::Result<()> {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a minting thread panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a minting thread panicked")))
+            })
             .collect()
     });
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -5,6 +5,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use foldhash::quality::RandomState;
 use moka::{Expiry, sync::Cache};
 
 use super::claims::{Principal, unix_now};
@@ -20,7 +21,7 @@ pub const MAX_ENTRY_LIFE: Duration = Duration::from_secs(3600);
 /// longer than its token's `exp`, and at most [`MAX_ENTRY_LIFE`].
 #[derive(Clone)]
 pub struct TokenCache {
-    inner: Option<Cache<[u8; 32], Arc<Principal>>>,
+    inner: Option<Cache<[u8; 32], Arc<Principal>, RandomState>>,
 }
 
 struct UntilExpiry;
@@ -57,7 +58,7 @@ impl TokenCache {
                     .max_capacity(capacity)
                     .expire_after(UntilExpiry)
                     .support_invalidation_closures()
-                    .build(),
+                    .build_with_hasher(RandomState::default()),
             ),
         }
     }

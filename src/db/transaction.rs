@@ -1,5 +1,7 @@
 //! Transactions that write, with the locking each backend needs.
 
+use std::sync::{Mutex, PoisonError};
+
 use diesel::{
     Connection,
     connection::{AnsiTransactionManager, TransactionManager},
@@ -8,11 +10,18 @@ use diesel::{
 
 use super::DbConnection;
 
+/// SQLite writers of this process queue here, so that SQLite's busy
+/// handler (which sleeps 1 to 100 ms between tries) only ever waits for
+/// another process. One per process, not per file: a server serves one
+/// file, and a write holds it for tens of microseconds.
+static SQLITE_WRITER: Mutex<()> = Mutex::new(());
+
 /// Runs `f` in a transaction meant to write. On SQLite it starts with
 /// `BEGIN IMMEDIATE`, which takes the write lock before the first read: a
 /// check made inside (a tombstone, say) cannot be overtaken by another
 /// writer, and the upgrade from reader to writer can never fail with "database
-/// is locked". On PostgreSQL it is an ordinary (read committed) transaction.
+/// is locked"; this process's writers take turns before that, without
+/// sleeping. On PostgreSQL it is an ordinary (read committed) transaction.
 pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -21,6 +30,8 @@ where
     let DbConnection::Sqlite(sqlite) = conn else {
         return conn.transaction(f);
     };
+    // The guard protects no data: a panicking holder left nothing half done.
+    let _turn = SQLITE_WRITER.lock().unwrap_or_else(PoisonError::into_inner);
     AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
     // The multi-backend connection's transaction manager delegates to the
     // SQLite one just begun, so commit and rollback go through it.
@@ -36,4 +47,16 @@ where
             }
         }
     }
+}
+
+/// Runs `f`, one statement that writes in its own (implicit) transaction:
+/// on SQLite after this process's other writers, as [`write_transaction`]
+/// does; on PostgreSQL as it is, one round trip.
+pub fn single_write<T, F>(conn: &mut DbConnection, f: F) -> Result<T, Error>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, Error>,
+{
+    let _turn = matches!(conn, DbConnection::Sqlite(_))
+        .then(|| SQLITE_WRITER.lock().unwrap_or_else(PoisonError::into_inner));
+    f(conn)
 }

@@ -1,17 +1,19 @@
-//! Recently seen users by subject: a steady stream of requests from one user
-//! costs no database round trip.
+//! Recently seen users by subject, so that a steady stream of requests from
+//! one user costs no database round trip; and the recent counts of `GET
+//! /users` by search, so that a page costs one query, not two.
 //!
-//! Three rules keep it from ever answering with an outdated row:
-//! - every write evicts the subject, here and (through
-//!   [`invalidation`](super::invalidation)) on every other replica;
-//! - a read that began before a write cannot put its row back: it takes a
-//!   [`Ticket`] before reading the database, and the row is kept only if no
-//!   eviction of that subject happened since;
+//! Three rules keep it from ever answering with an outdated row or count:
+//! - every write (a first sighting included) evicts the subject and forgets
+//!   every count, here and (through [`invalidation`](super::invalidation))
+//!   on every other replica;
+//! - a read that began before a write cannot put its answer back: it takes
+//!   a [`Ticket`] before reading the database, and the answer is kept only
+//!   if no eviction that concerns it happened since;
 //! - while this replica may have missed an eviction (its listener is down),
 //!   the cache is not trusted and reads go to the database.
 
 use std::{
-    hash::{BuildHasher, RandomState},
+    hash::BuildHasher,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError, Weak,
         atomic::{AtomicBool, Ordering},
@@ -19,12 +21,17 @@ use std::{
     time::Duration,
 };
 
+use foldhash::quality::RandomState;
 use moka::sync::Cache;
 
 use super::User;
 
-/// Entries kept at most.
-const CAPACITY: u64 = 10_000;
+/// Users kept at most: enough for every user active within
+/// [`USER_CACHE_TTL`] at tens of thousands of requests a second.
+const CAPACITY: u64 = 50_000;
+
+/// Counts kept at most, one per search text.
+const COUNT_CAPACITY: u64 = 1_000;
 
 /// Eviction counters: subjects share them by hash, so memory stays fixed; a
 /// shared counter only makes a concurrent read of another subject skip the
@@ -51,6 +58,10 @@ pub struct Ticket {
     generation: u64,
 }
 
+/// Taken before counting users; allows caching the count that read returns.
+#[derive(Debug, Clone, Copy)]
+pub struct CountTicket(u64);
+
 /// A bounded, short-lived cache of what is known of each `sub`.
 #[derive(Clone)]
 pub struct UserCache {
@@ -61,8 +72,10 @@ pub struct UserCache {
 pub struct WeakUserCache(Weak<Shared>);
 
 struct Shared {
-    entries: Cache<String, Cached>,
+    entries: Cache<String, Cached, RandomState>,
     generations: Box<[Mutex<u64>]>,
+    counts: Cache<Option<String>, i64, RandomState>,
+    counts_generation: Mutex<u64>,
     hasher: RandomState,
     trusted: AtomicBool,
 }
@@ -75,8 +88,13 @@ impl Default for UserCache {
                 entries: Cache::builder()
                     .max_capacity(CAPACITY)
                     .time_to_live(USER_CACHE_TTL)
-                    .build(),
+                    .build_with_hasher(RandomState::default()),
                 generations: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
+                counts: Cache::builder()
+                    .max_capacity(COUNT_CAPACITY)
+                    .time_to_live(USER_CACHE_TTL)
+                    .build_with_hasher(RandomState::default()),
+                counts_generation: Mutex::new(0),
                 hasher: RandomState::new(),
                 trusted: AtomicBool::new(true),
             }),
@@ -117,12 +135,14 @@ impl UserCache {
         }
     }
 
-    /// Forgets `sub` (written here or elsewhere), and refuses what reads
-    /// begun before now would put back.
+    /// Forgets `sub` (written here or elsewhere) and every count, and
+    /// refuses what reads begun before now would put back.
     pub fn evict(&self, sub: &str) {
         let mut generation = self.lock(self.stripe(sub));
         *generation += 1;
         self.shared.entries.invalidate(sub);
+        drop(generation);
+        self.forget_counts();
     }
 
     /// Forgets everything, and refuses what reads begun before now would put back.
@@ -131,6 +151,37 @@ impl UserCache {
             *self.lock(stripe) += 1;
         }
         self.shared.entries.invalidate_all();
+        self.forget_counts();
+    }
+
+    /// The count of users matching `search`, unless the cache is not trusted now.
+    pub fn count(&self, search: &Option<String>) -> Option<i64> {
+        if !self.is_trusted() {
+            return None;
+        }
+        self.shared.counts.get(search)
+    }
+
+    /// Taken before counting users in the database.
+    pub fn count_ticket(&self) -> CountTicket {
+        CountTicket(*self.lock_counts())
+    }
+
+    /// Keeps a count that a read which took `ticket` found, unless a user
+    /// was written since the ticket was taken.
+    pub fn put_count(&self, ticket: CountTicket, search: Option<String>, count: i64) {
+        let generation = self.lock_counts();
+        if *generation == ticket.0 {
+            self.shared.counts.insert(search, count);
+        }
+    }
+
+    /// Forgets every count (a row was added, changed or removed), and
+    /// refuses what counts begun before now would put back.
+    pub fn forget_counts(&self) {
+        let mut generation = self.lock_counts();
+        *generation += 1;
+        self.shared.counts.invalidate_all();
     }
 
     /// Whether entries may be served (false while evictions may be missed).
@@ -150,6 +201,14 @@ impl UserCache {
 
     fn stripe(&self, sub: &str) -> usize {
         (self.shared.hasher.hash_one(sub) % STRIPES as u64) as usize
+    }
+
+    fn lock_counts(&self) -> MutexGuard<'_, u64> {
+        // A counter is valid whatever a panicking holder was doing.
+        self.shared
+            .counts_generation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lock(&self, stripe: usize) -> MutexGuard<'_, u64> {
@@ -208,5 +267,28 @@ mod tests {
         cache.set_trusted(false);
         assert!(cache.get("b").is_none(), "served while untrusted");
         assert!(cache.get_untrusted("b").is_some(), "kept for outages");
+    }
+
+    #[test]
+    fn a_count_is_forgotten_on_any_write_and_never_put_back_by_an_older_read() {
+        let cache = UserCache::default();
+        let all = None;
+        cache.put_count(cache.count_ticket(), all.clone(), 3);
+        assert_eq!(cache.count(&all), Some(3));
+        let ticket = cache.count_ticket();
+        cache.evict("someone");
+        assert_eq!(cache.count(&all), None, "kept across a write");
+        cache.put_count(ticket, all.clone(), 3);
+        assert_eq!(
+            cache.count(&all),
+            None,
+            "a count read before the write kept"
+        );
+        cache.put_count(cache.count_ticket(), all.clone(), 4);
+        cache.forget_counts();
+        assert_eq!(cache.count(&all), None, "kept across a first sighting");
+        cache.put_count(cache.count_ticket(), all.clone(), 4);
+        cache.set_trusted(false);
+        assert_eq!(cache.count(&all), None, "served while untrusted");
     }
 }

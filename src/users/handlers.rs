@@ -80,10 +80,11 @@ pub async fn list(
     _: Require<ReadUsers>,
     req: HttpRequest,
     pool: web::Data<DbPool>,
+    cache: web::Data<UserCache>,
     params: web::Query<ListParams>,
 ) -> Result<web::Json<UserPage>, ApiError> {
     let query = params.parse()?;
-    let (count, results) = service::list(&pool, query.clone()).await?;
+    let (count, results) = service::list(&pool, &cache, query.clone()).await?;
     let (next, previous) = query.page_links(&req, count);
     Ok(web::Json(UserPage {
         count,

@@ -13,7 +13,7 @@ use super::{
 use crate::db::{
     DbConnection, MultiBackend,
     schema::{user_tombstones, users},
-    write_transaction,
+    single_write, write_transaction,
 };
 
 /// How often `last_seen_at` may be written for one user.
@@ -51,58 +51,49 @@ pub fn create(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
         .get_result(conn)
 }
 
-/// Whether `sub` was deleted by an admin (and not created again since).
-pub fn is_tombstoned(conn: &mut DbConnection, sub: &str) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(user_tombstones::table.find(sub))).get_result(conn)
-}
-
-/// The row for `new.sub`, inserted if absent; `NotFound` when the `sub` is
+/// The row for `new.sub`, inserted if absent (then `true`: the other
+/// replicas are told, for their counts); `NotFound` when the `sub` is
 /// tombstoned (no row, and none may be made). Race-safe on both backends and
 /// across processes: the unique index decides, and the loser reads the
 /// winner's row. The steady state is one SELECT.
-pub fn get_or_create(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
+pub fn get_or_create(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<(User, bool)> {
     if let Some(user) = find_by_sub(conn, new.sub)? {
-        return Ok(user);
+        return Ok((user, false));
     }
     match create_unless_tombstoned(conn, new) {
         Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
             // Every delete leaves a tombstone: a winner's row that is gone
             // already means the subject was deleted.
-            find_by_sub(conn, new.sub)?.ok_or(Error::NotFound)
+            let user = find_by_sub(conn, new.sub)?.ok_or(Error::NotFound)?;
+            Ok((user, false))
         }
+        created => Ok((created?, true)),
+    }
+}
+
+/// What the database says when an insert meets a tombstone (the migration
+/// `refuse_tombstoned_inserts` on each backend).
+const TOMBSTONED: &str = "usergate: this subject is tombstoned";
+
+/// Inserts `new` unless its `sub` is tombstoned (`NotFound`, nothing
+/// written): one statement, which the database refuses (a trigger, on both
+/// backends) when a tombstone exists, even one a concurrent delete commits
+/// while the insert waits on the unique index. On PostgreSQL the trigger
+/// also tells the other replicas.
+fn create_unless_tombstoned(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
+    match single_write(conn, |conn| create(conn, new)) {
+        Err(Error::DatabaseError(_, info)) if info.message() == TOMBSTONED => Err(Error::NotFound),
         created => created,
     }
 }
 
-/// Inserts `new` unless its `sub` is tombstoned (`NotFound`, nothing written).
-///
-/// The tombstone is read after the insert, in its own statement of the same
-/// transaction. On PostgreSQL that is what makes it race-free: a delete
-/// removes the row and writes the tombstone in one transaction, and an
-/// insert of the same `sub` waits on the unique index until that delete
-/// commits or aborts; the next statement then sees its tombstone (a check
-/// before the insert, or in the same statement, would read an older
-/// snapshot). On SQLite the write lock is taken first and held throughout.
-fn create_unless_tombstoned(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
-    write_transaction(conn, |conn| {
-        let user = create(conn, new)?;
-        if is_tombstoned(conn, new.sub)? {
-            // Rolls the insert back.
-            return Err(Error::NotFound);
-        }
-        Ok(user)
-    })
-}
-
-/// Creates the row an admin asked for, lifts the subject's tombstone if any
-/// and tells the other replicas, in one transaction; a unique violation
-/// when the `sub` is taken.
+/// Lifts the subject's tombstone if any and creates the row an admin asked
+/// for, in one transaction (the other replicas are told by the insert
+/// trigger); a unique violation when the `sub` is taken.
 pub fn create_by_admin(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
     write_transaction(conn, |conn| {
-        let user = create(conn, new)?;
         diesel::delete(user_tombstones::table.find(new.sub)).execute(conn)?;
-        announce(conn, new.sub)?;
-        Ok(user)
+        create(conn, new)
     })
 }
 
@@ -120,9 +111,11 @@ pub fn touch_last_seen(conn: &mut DbConnection, user: &User) -> QueryResult<Opti
     let stale = users::last_seen_at
         .is_null()
         .or(users::last_seen_at.lt(now - LAST_SEEN_INTERVAL));
-    let updated = diesel::update(users::table.find(user.id).filter(stale))
-        .set(users::last_seen_at.eq(now))
-        .execute(conn)?;
+    let updated = single_write(conn, |conn| {
+        diesel::update(users::table.find(user.id).filter(stale))
+            .set(users::last_seen_at.eq(now))
+            .execute(conn)
+    })?;
     Ok((updated > 0).then_some(now))
 }
 
@@ -191,8 +184,13 @@ fn like_pattern(search: &str) -> String {
     pattern
 }
 
-/// One page of users and the total count of the filtered set.
-pub fn list(conn: &mut DbConnection, q: &ListQuery) -> QueryResult<(i64, Vec<User>)> {
+/// One page of users and the total count of the filtered set (counted
+/// unless `known_count` is given).
+pub fn list(
+    conn: &mut DbConnection,
+    q: &ListQuery,
+    known_count: Option<i64>,
+) -> QueryResult<(i64, Vec<User>)> {
     let filtered = || {
         let mut query = users::table.into_boxed();
         if let Some(search) = &q.search {
@@ -207,7 +205,10 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> QueryResult<(i64, Vec<Use
         }
         query
     };
-    let count = filtered().count().get_result(conn)?;
+    let count = match known_count {
+        Some(count) => count,
+        None => filtered().count().get_result(conn)?,
+    };
     let query = filtered();
     // Ties are broken by id, so pages never repeat or skip a row.
     let ordering = q.ordering.unwrap_or(Ordering::DEFAULT);

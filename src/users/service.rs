@@ -34,7 +34,12 @@ pub async fn sighting(
     let ticket = cache.ticket(sub);
     let read = read_or_create(pool, principal).await;
     let entry = match read {
-        Ok(user) => Cached::User(Arc::new(user)),
+        Ok((user, created)) => {
+            if created {
+                cache.forget_counts();
+            }
+            Cached::User(Arc::new(user))
+        }
         Err(e) if e.is_not_found() => Cached::Deleted,
         // With no database to ask, what was seen moments ago is the best answer.
         Err(e) if e.is_unavailable() => {
@@ -63,26 +68,38 @@ fn recent(entry: Cached) -> Option<Result<Arc<User>, ApiError>> {
     }
 }
 
-/// The caller's row from the database, created if absent; `NotFound` when
-/// the subject is tombstoned.
-async fn read_or_create(pool: &DbPool, principal: &Principal) -> Result<User, DbError> {
+/// The caller's row from the database, created if absent (then `true`);
+/// `NotFound` when the subject is tombstoned.
+async fn read_or_create(pool: &DbPool, principal: &Principal) -> Result<(User, bool), DbError> {
     let sub = principal.sub.to_string();
     let email = principal.email.as_ref().map(Email::to_string);
     let name = principal.name.as_ref().map(Name::to_string);
     db::run(pool, move |conn| {
         let new = NewUser::first_sight(&sub, email.as_deref(), name.as_deref());
-        let mut user = repo::get_or_create(conn, &new)?;
+        let (mut user, created) = repo::get_or_create(conn, &new)?;
         if let Some(seen) = repo::touch_last_seen(conn, &user)? {
             user.last_seen_at = Some(seen);
         }
-        Ok(user)
+        Ok((user, created))
     })
     .await
 }
 
-/// One page of users and the count of all that match.
-pub async fn list(pool: &DbPool, query: ListQuery) -> Result<(i64, Vec<User>), ApiError> {
-    Ok(db::run(pool, move |conn| Ok(repo::list(conn, &query)?)).await?)
+/// One page of users and the count of all that match: counted once, then
+/// from the cache until a user is written.
+pub async fn list(
+    pool: &DbPool,
+    cache: &UserCache,
+    query: ListQuery,
+) -> Result<(i64, Vec<User>), ApiError> {
+    let known = cache.count(&query.search);
+    let ticket = cache.count_ticket();
+    let search = known.is_none().then(|| query.search.clone());
+    let (count, users) = db::run(pool, move |conn| Ok(repo::list(conn, &query, known)?)).await?;
+    if let Some(search) = search {
+        cache.put_count(ticket, search, count);
+    }
+    Ok((count, users))
 }
 
 /// Creates the user an admin asked for (lifting a tombstone); 409 when the

@@ -83,11 +83,11 @@ async fn fifty_threads_racing_get_or_create_make_one_row(backend: Backend) {
                     updated_at: at,
                     last_seen_at: None,
                 };
-                repo::get_or_create(&mut conn, &new).map(|user| user.id)
+                repo::get_or_create(&mut conn, &new).map(|(user, created)| (user.id, created))
             })
         })
         .collect();
-    let ids: HashSet<i64> = threads
+    let outcomes: Vec<(i64, bool)> = threads
         .into_iter()
         .enumerate()
         .map(|(i, t)| {
@@ -96,7 +96,10 @@ async fn fifty_threads_racing_get_or_create_make_one_row(backend: Backend) {
                 .unwrap_or_else(|e| panic!("thread {i}: get_or_create failed: {e}"))
         })
         .collect();
+    let ids: HashSet<i64> = outcomes.iter().map(|(id, _)| *id).collect();
     assert_eq!(ids.len(), 1, "every thread gets the same row: {ids:?}");
+    let creators = outcomes.iter().filter(|(_, created)| *created).count();
+    assert_eq!(creators, 1, "exactly one thread says it created the row");
     assert_eq!(rows_with_sub(&database_url, sub).await, 1);
 }
 

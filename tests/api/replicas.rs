@@ -115,6 +115,52 @@ async fn a_rename_deactivation_deletion_and_recreation_through_one_replica_reach
     .await;
 }
 
+/// Polls B's count of all users until it is `expected`, failing past [`WITHIN`].
+async fn count_seen_within(b: &TestApp, admin: &str, expected: i64, what: &str) {
+    let start = Instant::now();
+    loop {
+        let count = b.count_users(admin).await;
+        if count == expected {
+            return;
+        }
+        assert!(
+            start.elapsed() < WITHIN,
+            "{what}: B still counts {count} after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// B caches its count of `GET /users`; first logins, creates and deletes
+/// through A change it within a second.
+#[actix_web::test]
+async fn first_logins_creates_and_deletes_through_one_replica_change_the_others_count_within_a_second()
+ {
+    let Some((a, b)) = two_replicas().await else {
+        return;
+    };
+    let admin = a.token("auth0|count-admin", ALL);
+    json_of(b.get_me(&admin).await, 200, "the admin's first sight").await;
+    assert_eq!(b.count_users(&admin).await, 1, "counted");
+    assert_eq!(b.count_users(&admin).await, 1, "from B's cache");
+
+    json_of(
+        a.get_me(&a.token("auth0|count-newcomer", &[])).await,
+        200,
+        "first login on A",
+    )
+    .await;
+    count_seen_within(&b, &admin, 2, "a first login on A").await;
+    let made = a
+        .create_user(&admin, json!({"sub": "auth0|count-made"}))
+        .await;
+    count_seen_within(&b, &admin, 3, "a create on A").await;
+    let r = a.delete(&format!("/users/{}", made["id"]), &admin).await;
+    assert_eq!(r.status(), 204, "DELETE");
+    count_seen_within(&b, &admin, 2, "a delete on A").await;
+}
+
 /// Listener connections on the database of `database_url`, terminated
 /// when `terminate`.
 fn listeners(admin: &mut PgConnection, database_url: &str, terminate: bool) -> i64 {

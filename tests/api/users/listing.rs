@@ -17,6 +17,7 @@ on_both_backends!(
     search_matches_sub_email_and_name_case_insensitively,
     hostile_search_text_matches_only_literally_and_never_fails,
     page_links_follow_forwarded_headers_only_from_trusted_proxies,
+    the_count_follows_every_write_at_once,
 );
 
 // ---------------------------------------------------------------- listing
@@ -257,4 +258,69 @@ async fn page_links_follow_forwarded_headers_only_from_trusted_proxies(backend: 
             "{case}: previous"
         );
     }
+}
+
+// ------------------------------------------------------------------ count
+
+/// Counts are cached per search text: each write (a first sighting too)
+/// shows in the next page's count, whichever search it concerns.
+async fn the_count_follows_every_write_at_once(backend: Backend) {
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
+    assert_eq!(
+        counts_of(&app, &admin).await,
+        (json!(1), json!(0)),
+        "the admin alone"
+    );
+    assert_eq!(
+        counts_of(&app, &admin).await,
+        (json!(1), json!(0)),
+        "again, from the cache"
+    );
+
+    expect_json(app.get_me(&app.token("auth0|newcomer", &[])).await, 200).await;
+    assert_eq!(
+        counts_of(&app, &admin).await,
+        (json!(2), json!(0)),
+        "after a first sighting"
+    );
+
+    let created = app
+        .create_user(&admin, json!({"sub": "auth0|made", "name": "FindMe Later"}))
+        .await;
+    assert_eq!(
+        counts_of(&app, &admin).await,
+        (json!(3), json!(1)),
+        "after a create"
+    );
+
+    let id = id_of(&created);
+    let r = app
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("/users/{id}"),
+            &admin,
+            &json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "rename");
+    assert_eq!(
+        counts_of(&app, &admin).await,
+        (json!(3), json!(0)),
+        "after a rename out of the search"
+    );
+
+    let r = app.delete(&format!("/users/{id}"), &admin).await;
+    assert_eq!(r.status(), 204, "delete");
+    assert_eq!(
+        counts_of(&app, &admin).await,
+        (json!(2), json!(0)),
+        "after a delete"
+    );
+}
+
+/// The count of all users and of those matching "findme".
+async fn counts_of(app: &TestApp, admin: &str) -> (Value, Value) {
+    let all = app.list(admin, "?limit=1").await["count"].clone();
+    let found = app.list(admin, &search("findme")).await["count"].clone();
+    (all, found)
 }
