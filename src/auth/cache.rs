@@ -5,13 +5,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use foldhash::quality::RandomState;
-use moka::{Expiry, sync::Cache};
+use quick_cache::sync::Cache;
 
 use super::claims::{Principal, unix_now};
 
 /// Entries kept at most; the least recently used go first.
-const CAPACITY: u64 = 10_000;
+const CAPACITY: usize = 10_000;
 
 /// The longest an entry lives, whatever its token's `exp` says: a token
 /// minted for years is checked again (signature, key) at least this often.
@@ -21,20 +20,14 @@ pub const MAX_ENTRY_LIFE: Duration = Duration::from_secs(3600);
 /// longer than its token's `exp`, and at most [`MAX_ENTRY_LIFE`].
 #[derive(Clone)]
 pub struct TokenCache {
-    inner: Option<Cache<[u8; 32], Arc<Principal>, RandomState>>,
+    inner: Option<Arc<Cache<[u8; 32], Entry>>>,
 }
 
-struct UntilExpiry;
-
-impl Expiry<[u8; 32], Arc<Principal>> for UntilExpiry {
-    fn expire_after_create(
-        &self,
-        _: &[u8; 32],
-        principal: &Arc<Principal>,
-        _: Instant,
-    ) -> Option<Duration> {
-        Some(entry_life(principal.expires_at, unix_now()))
-    }
+/// A verified token's principal, and until when it may be served.
+#[derive(Clone)]
+struct Entry {
+    principal: Arc<Principal>,
+    until: Instant,
 }
 
 /// How long a principal expiring at `expires_at` may stay cached at `now`.
@@ -51,15 +44,9 @@ impl Default for TokenCache {
 
 impl TokenCache {
     /// A cache of at most `capacity` verified tokens.
-    pub fn with_capacity(capacity: u64) -> Self {
+    pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            inner: Some(
-                Cache::builder()
-                    .max_capacity(capacity)
-                    .expire_after(UntilExpiry)
-                    .support_invalidation_closures()
-                    .build_with_hasher(RandomState::default()),
-            ),
+            inner: Some(Arc::new(Cache::new(capacity))),
         }
     }
 
@@ -78,11 +65,14 @@ impl TokenCache {
 
     /// A cached, still unexpired principal.
     pub fn get(&self, key: &[u8; 32]) -> Option<Arc<Principal>> {
-        let found = self
-            .inner
-            .as_ref()?
-            .get(key)
-            .filter(|p| p.expires_at > unix_now());
+        let cache = self.inner.as_ref()?;
+        let found = cache.get(key).and_then(|entry| {
+            let live = entry.until > Instant::now() && entry.principal.expires_at > unix_now();
+            if !live {
+                cache.remove(key);
+            }
+            live.then_some(entry.principal)
+        });
         let result = if found.is_some() { "hit" } else { "miss" };
         metrics::counter!("usergate_token_cache_total", "result" => result).increment(1);
         found
@@ -91,23 +81,22 @@ impl TokenCache {
     /// Remembers a verified token.
     pub fn insert(&self, key: [u8; 32], principal: Arc<Principal>) {
         if let Some(cache) = &self.inner {
-            cache.insert(key, principal);
+            let until = Instant::now() + entry_life(principal.expires_at, unix_now());
+            cache.insert(key, Entry { principal, until });
         }
     }
 
     /// Forgets every token of `sub` (its user was deleted).
     pub fn forget_subject(&self, sub: &str) {
         if let Some(cache) = &self.inner {
-            let sub = sub.to_owned();
-            // Only fails when closures are not enabled, and they are.
-            let _ = cache.invalidate_entries_if(move |_, p| p.sub.as_str() == sub);
+            cache.retain(|_, entry| entry.principal.sub.as_str() != sub);
         }
     }
 
     /// Forgets everything (a key left the key set).
     pub fn clear(&self) {
         if let Some(cache) = &self.inner {
-            cache.invalidate_all();
+            cache.clear();
         }
     }
 }

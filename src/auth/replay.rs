@@ -36,9 +36,12 @@ pub struct InProcessReplayStore {
 
 #[derive(Default)]
 struct Seen {
-    until: HashMap<[u8; 32], i64>,
+    /// The first half of each key, and when it expires: 20 bytes a proof.
+    /// Half a SHA-256 cannot be made to collide (2^64 work), and a
+    /// collision would only refuse a proof.
+    until: HashMap<[u8; 16], u32>,
     /// When expired entries were last dropped: at most once a second.
-    swept_at: i64,
+    swept_at: u32,
 }
 
 impl InProcessReplayStore {
@@ -48,6 +51,7 @@ impl InProcessReplayStore {
     }
 
     fn record(&self, key: [u8; 32], expires_at: i64, now: i64) -> Result<bool, ReplayStoreDown> {
+        let (key, expires_at, now) = (half(&key), seconds(expires_at), seconds(now));
         let mut seen = self.seen.lock().map_err(|_| ReplayStoreDown)?;
         if seen.until.get(&key).is_some_and(|&until| until >= now) {
             return Ok(false);
@@ -62,6 +66,18 @@ impl InProcessReplayStore {
         seen.until.insert(key, expires_at);
         Ok(true)
     }
+}
+
+/// The first 16 bytes of a 32-byte key.
+fn half(key: &[u8; 32]) -> [u8; 16] {
+    let mut half = [0u8; 16];
+    half.copy_from_slice(&key[..16]);
+    half
+}
+
+/// Seconds since the epoch as stored: clamped to `u32` (good until 2106).
+fn seconds(at: i64) -> u32 {
+    u32::try_from(at.max(0)).unwrap_or(u32::MAX)
 }
 
 impl ReplayStore for InProcessReplayStore {

@@ -112,9 +112,13 @@ impl ConnectionManager {
                 // WAL lets readers run beside the writer; the busy timeout makes
                 // concurrent writers queue instead of failing with "database is
                 // locked". It comes first: switching to WAL takes a lock too.
+                // Each pooled connection keeps at most 512 KiB of pages (not
+                // SQLite's 2 MiB): the kernel's page cache holds the file once
+                // for all of them.
                 conn.batch_execute(
                     "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                     PRAGMA cache_size = -512;",
                 )
                 .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
                 Ok(DbConnection::Sqlite(conn))

@@ -13,33 +13,33 @@
 //!   the cache is not trusted and reads go to the database.
 
 use std::{
-    hash::BuildHasher,
+    hash::{BuildHasher, RandomState},
     sync::{
         Arc, Mutex, MutexGuard, PoisonError, Weak,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use foldhash::quality::RandomState;
-use moka::sync::Cache;
+use quick_cache::sync::Cache;
 
 use super::User;
 
 /// Users kept at most: enough for every user active within
 /// [`USER_CACHE_TTL`] at tens of thousands of requests a second.
-const CAPACITY: u64 = 50_000;
+const CAPACITY: usize = 50_000;
 
 /// Counts kept at most, one per search text.
-const COUNT_CAPACITY: u64 = 1_000;
+const COUNT_CAPACITY: usize = 1_000;
 
 /// Eviction counters: subjects share them by hash, so memory stays fixed; a
 /// shared counter only makes a concurrent read of another subject skip the
 /// cache once.
 const STRIPES: usize = 1024;
 
-/// How long an entry is kept without reading it again. Evictions make it
-/// exact; the limit bounds what a lost notification could cost.
+/// How long an entry is served after it was read from the database.
+/// Evictions make it exact; the limit bounds what a lost notification could
+/// cost.
 pub const USER_CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// What is known of a subject.
@@ -58,6 +58,27 @@ pub struct Ticket {
     generation: u64,
 }
 
+/// A cached value and when it was read from the database.
+#[derive(Clone)]
+struct Fresh<T> {
+    value: T,
+    read_at: Instant,
+}
+
+impl<T> Fresh<T> {
+    fn now(value: T) -> Self {
+        Self {
+            value,
+            read_at: Instant::now(),
+        }
+    }
+
+    /// The value, unless it is older than [`USER_CACHE_TTL`].
+    fn value(self) -> Option<T> {
+        (self.read_at.elapsed() < USER_CACHE_TTL).then_some(self.value)
+    }
+}
+
 /// Taken before counting users; allows caching the count that read returns.
 #[derive(Debug, Clone, Copy)]
 pub struct CountTicket(u64);
@@ -72,9 +93,9 @@ pub struct UserCache {
 pub struct WeakUserCache(Weak<Shared>);
 
 struct Shared {
-    entries: Cache<String, Cached, RandomState>,
+    entries: Cache<String, Fresh<Cached>>,
     generations: Box<[Mutex<u64>]>,
-    counts: Cache<Option<String>, i64, RandomState>,
+    counts: Cache<Option<String>, Fresh<i64>>,
     counts_generation: Mutex<u64>,
     hasher: RandomState,
     trusted: AtomicBool,
@@ -85,15 +106,9 @@ impl Default for UserCache {
     fn default() -> Self {
         Self {
             shared: Arc::new(Shared {
-                entries: Cache::builder()
-                    .max_capacity(CAPACITY)
-                    .time_to_live(USER_CACHE_TTL)
-                    .build_with_hasher(RandomState::default()),
+                entries: Cache::new(CAPACITY),
                 generations: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
-                counts: Cache::builder()
-                    .max_capacity(COUNT_CAPACITY)
-                    .time_to_live(USER_CACHE_TTL)
-                    .build_with_hasher(RandomState::default()),
+                counts: Cache::new(COUNT_CAPACITY),
                 counts_generation: Mutex::new(0),
                 hasher: RandomState::new(),
                 trusted: AtomicBool::new(true),
@@ -108,13 +123,13 @@ impl UserCache {
         if !self.is_trusted() {
             return None;
         }
-        self.shared.entries.get(sub)
+        self.get_untrusted(sub)
     }
 
     /// What is cached of `sub` even when the cache is not trusted: only for
     /// when the database cannot be asked at all.
     pub fn get_untrusted(&self, sub: &str) -> Option<Cached> {
-        self.shared.entries.get(sub)
+        self.shared.entries.get(sub).and_then(Fresh::value)
     }
 
     /// Taken before reading `sub` from the database.
@@ -131,7 +146,9 @@ impl UserCache {
     pub fn put(&self, ticket: Ticket, sub: &str, entry: Cached) {
         let generation = self.lock(ticket.stripe);
         if *generation == ticket.generation {
-            self.shared.entries.insert(sub.to_owned(), entry);
+            self.shared
+                .entries
+                .insert(sub.to_owned(), Fresh::now(entry));
         }
     }
 
@@ -140,7 +157,7 @@ impl UserCache {
     pub fn evict(&self, sub: &str) {
         let mut generation = self.lock(self.stripe(sub));
         *generation += 1;
-        self.shared.entries.invalidate(sub);
+        self.shared.entries.remove(sub);
         drop(generation);
         self.forget_counts();
     }
@@ -150,7 +167,7 @@ impl UserCache {
         for stripe in 0..STRIPES {
             *self.lock(stripe) += 1;
         }
-        self.shared.entries.invalidate_all();
+        self.shared.entries.clear();
         self.forget_counts();
     }
 
@@ -159,7 +176,7 @@ impl UserCache {
         if !self.is_trusted() {
             return None;
         }
-        self.shared.counts.get(search)
+        self.shared.counts.get(search).and_then(Fresh::value)
     }
 
     /// Taken before counting users in the database.
@@ -172,7 +189,7 @@ impl UserCache {
     pub fn put_count(&self, ticket: CountTicket, search: Option<String>, count: i64) {
         let generation = self.lock_counts();
         if *generation == ticket.0 {
-            self.shared.counts.insert(search, count);
+            self.shared.counts.insert(search, Fresh::now(count));
         }
     }
 
@@ -181,7 +198,7 @@ impl UserCache {
     pub fn forget_counts(&self) {
         let mut generation = self.lock_counts();
         *generation += 1;
-        self.shared.counts.invalidate_all();
+        self.shared.counts.clear();
     }
 
     /// Whether entries may be served (false while evictions may be missed).

@@ -130,11 +130,42 @@ impl TruncateMicros for NaiveDateTime {
 }
 
 mod rfc3339 {
-    use chrono::{NaiveDateTime, SecondsFormat};
+    use chrono::{Datelike, NaiveDateTime, SecondsFormat, Timelike};
     use serde::Serializer;
 
     pub fn serialize<S: Serializer>(t: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&t.and_utc().to_rfc3339_opts(SecondsFormat::Micros, true))
+        let mut text = [0u8; 27];
+        match write_micros(t, &mut text) {
+            Some(text) => s.serialize_str(text),
+            None => s.serialize_str(&t.and_utc().to_rfc3339_opts(SecondsFormat::Micros, true)),
+        }
+    }
+
+    /// `t` in UTC as `to_rfc3339_opts(Micros, true)` writes it, without
+    /// chrono's format machinery (a list page writes 150 of these); `None`
+    /// outside the years 0 to 9999 and in a leap second.
+    pub(super) fn write_micros<'a>(t: &NaiveDateTime, text: &'a mut [u8; 27]) -> Option<&'a str> {
+        let (year, nanos) = (u32::try_from(t.year()).ok()?, t.nanosecond());
+        if year > 9999 || nanos >= 1_000_000_000 {
+            return None;
+        }
+        *text = *b"0000-00-00T00:00:00.000000Z";
+        let fields = [
+            (year, 0, 4),
+            (t.month(), 5, 2),
+            (t.day(), 8, 2),
+            (t.hour(), 11, 2),
+            (t.minute(), 14, 2),
+            (t.second(), 17, 2),
+            (nanos / 1_000, 20, 6),
+        ];
+        for (mut value, at, width) in fields {
+            for digit in text[at..at + width].iter_mut().rev() {
+                *digit = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        }
+        std::str::from_utf8(text).ok()
     }
 }
 
@@ -147,5 +178,38 @@ mod rfc3339_opt {
             Some(t) => super::rfc3339::serialize(t, s),
             None => s.serialize_none(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, NaiveDateTime, SecondsFormat};
+
+    #[test]
+    fn timestamps_are_written_as_chrono_writes_them() {
+        let samples = [
+            "2026-12-02T01:02:03.000004Z",
+            "1999-01-31T23:59:59.999999Z",
+            "0001-01-01T00:00:00.000000Z",
+            "9999-12-31T23:59:59.123456Z",
+            "2024-02-29T12:00:00.100000Z",
+        ];
+        for sample in samples {
+            let t: NaiveDateTime = DateTime::parse_from_rfc3339(sample)
+                .expect("sample")
+                .naive_utc();
+            let mut text = [0u8; 27];
+            let expected = t.and_utc().to_rfc3339_opts(SecondsFormat::Micros, true);
+            assert_eq!(
+                super::rfc3339::write_micros(&t, &mut text),
+                Some(expected.as_str())
+            );
+        }
+        let far = NaiveDateTime::MAX;
+        assert_eq!(
+            super::rfc3339::write_micros(&far, &mut [0u8; 27]),
+            None,
+            "past 9999"
+        );
     }
 }

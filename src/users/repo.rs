@@ -51,8 +51,8 @@ pub fn create(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
         .get_result(conn)
 }
 
-/// The row for `new.sub`, inserted if absent (then `true`: the other
-/// replicas are told, for their counts); `NotFound` when the `sub` is
+/// The row for `new.sub`, inserted if absent (then `true`: the replicas
+/// are told, for their counts); `NotFound` when the `sub` is
 /// tombstoned (no row, and none may be made). Race-safe on both backends and
 /// across processes: the unique index decides, and the loser reads the
 /// winner's row. The steady state is one SELECT.
@@ -79,7 +79,7 @@ const TOMBSTONED: &str = "usergate: this subject is tombstoned";
 /// written): one statement, which the database refuses (a trigger, on both
 /// backends) when a tombstone exists, even one a concurrent delete commits
 /// while the insert waits on the unique index. On PostgreSQL the trigger
-/// also tells the other replicas.
+/// also tells the replicas that their counts changed.
 fn create_unless_tombstoned(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
     match single_write(conn, |conn| create(conn, new)) {
         Err(Error::DatabaseError(_, info)) if info.message() == TOMBSTONED => Err(Error::NotFound),
@@ -87,13 +87,15 @@ fn create_unless_tombstoned(conn: &mut DbConnection, new: &NewUser<'_>) -> Query
     }
 }
 
-/// Lifts the subject's tombstone if any and creates the row an admin asked
-/// for, in one transaction (the other replicas are told by the insert
-/// trigger); a unique violation when the `sub` is taken.
+/// Lifts the subject's tombstone if any, creates the row an admin asked
+/// for and tells the other replicas, in one transaction; a unique
+/// violation when the `sub` is taken.
 pub fn create_by_admin(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
     write_transaction(conn, |conn| {
         diesel::delete(user_tombstones::table.find(new.sub)).execute(conn)?;
-        create(conn, new)
+        let user = create(conn, new)?;
+        announce(conn, new.sub)?;
+        Ok(user)
     })
 }
 

@@ -277,7 +277,12 @@ async fn the_count_follows_every_write_at_once(backend: Backend) {
         "again, from the cache"
     );
 
-    expect_json(app.get_me(&app.token("auth0|newcomer", &[])).await, 200).await;
+    expect_json(
+        app.get_me(&app.token("auth0|newcomer", &[])).await,
+        200,
+        "first sight",
+    )
+    .await;
     assert_eq!(
         counts_of(&app, &admin).await,
         (json!(2), json!(0)),
