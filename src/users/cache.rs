@@ -3,9 +3,11 @@
 //! /users` by search, so that a page costs one query, not two.
 //!
 //! Three rules keep it from ever answering with an outdated row or count:
-//! - every write (a first sighting included) evicts the subject and forgets
-//!   every count, here and (through [`invalidation`](super::invalidation))
-//!   on every other replica;
+//! - every write evicts the subject and forgets every count, here and
+//!   (through [`invalidation`](super::invalidation)) on every other replica;
+//!   a first sighting forgets this replica's counts, and the others' age out
+//!   within [`COUNT_TTL`] (announcing every first login would make their
+//!   commits queue on PostgreSQL's notification lock);
 //! - a read that began before a write cannot put its answer back: it takes
 //!   a [`Ticket`] before reading the database, and the answer is kept only
 //!   if no eviction that concerns it happened since;
@@ -73,11 +75,15 @@ impl<T> Fresh<T> {
         }
     }
 
-    /// The value, unless it is older than [`USER_CACHE_TTL`].
-    fn value(self) -> Option<T> {
-        (self.read_at.elapsed() < USER_CACHE_TTL).then_some(self.value)
+    /// The value, unless it is `ttl` old.
+    fn younger_than(self, ttl: Duration) -> Option<T> {
+        (self.read_at.elapsed() < ttl).then_some(self.value)
     }
 }
+
+/// How long a count is served: how long a first login through another
+/// replica may take to show in this one's counts.
+pub const COUNT_TTL: Duration = Duration::from_secs(1);
 
 /// Taken before counting users; allows caching the count that read returns.
 #[derive(Debug, Clone, Copy)]
@@ -129,7 +135,10 @@ impl UserCache {
     /// What is cached of `sub` even when the cache is not trusted: only for
     /// when the database cannot be asked at all.
     pub fn get_untrusted(&self, sub: &str) -> Option<Cached> {
-        self.shared.entries.get(sub).and_then(Fresh::value)
+        self.shared
+            .entries
+            .get(sub)
+            .and_then(|entry| entry.younger_than(USER_CACHE_TTL))
     }
 
     /// Taken before reading `sub` from the database.
@@ -176,7 +185,10 @@ impl UserCache {
         if !self.is_trusted() {
             return None;
         }
-        self.shared.counts.get(search).and_then(Fresh::value)
+        self.shared
+            .counts
+            .get(search)
+            .and_then(|count| count.younger_than(COUNT_TTL))
     }
 
     /// Taken before counting users in the database.

@@ -1,9 +1,7 @@
 //! Cache invalidation across replicas. On PostgreSQL every user write sends
 //! `NOTIFY` with the row's `sub` inside its transaction (so it is delivered on
 //! commit only), and every replica keeps one dedicated `LISTEN` connection,
-//! polled on its own thread, that evicts each `sub` it hears of. A first
-//! sighting's insert is announced without a subject (by a trigger): it
-//! changes the counts, and no cached row. While that
+//! polled on its own thread, that evicts each `sub` it hears of. While that
 //! connection is down the replica may miss evictions, so its user cache is
 //! not trusted until it has listened again and flushed. SQLite serves one
 //! process per database file: nothing to listen to.
@@ -124,13 +122,7 @@ fn listen(mut listener: Listener, cache: &WeakUserCache) -> bool {
             Ok(subs) => {
                 metrics::counter!("usergate_user_cache_invalidations_total")
                     .increment(subs.len() as u64);
-                for sub in &subs {
-                    if sub.is_empty() {
-                        live.forget_counts();
-                    } else {
-                        live.evict(sub);
-                    }
-                }
+                subs.iter().for_each(|sub| live.evict(sub));
             }
             Err(e) => {
                 live.set_trusted(false);

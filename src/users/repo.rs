@@ -51,8 +51,7 @@ pub fn create(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
         .get_result(conn)
 }
 
-/// The row for `new.sub`, inserted if absent (then `true`: the replicas
-/// are told, for their counts); `NotFound` when the `sub` is
+/// The row for `new.sub`, inserted if absent (then `true`); `NotFound` when the `sub` is
 /// tombstoned (no row, and none may be made). Race-safe on both backends and
 /// across processes: the unique index decides, and the loser reads the
 /// winner's row. The steady state is one SELECT.
@@ -78,8 +77,9 @@ const TOMBSTONED: &str = "usergate: this subject is tombstoned";
 /// Inserts `new` unless its `sub` is tombstoned (`NotFound`, nothing
 /// written): one statement, which the database refuses (a trigger, on both
 /// backends) when a tombstone exists, even one a concurrent delete commits
-/// while the insert waits on the unique index. On PostgreSQL the trigger
-/// also tells the replicas that their counts changed.
+/// while the insert waits on the unique index. No other replica is told: a
+/// new row changes no cached row, and their counts age out within
+/// [`COUNT_TTL`](super::cache::COUNT_TTL).
 fn create_unless_tombstoned(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
     match single_write(conn, |conn| create(conn, new)) {
         Err(Error::DatabaseError(_, info)) if info.message() == TOMBSTONED => Err(Error::NotFound),

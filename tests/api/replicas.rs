@@ -132,8 +132,9 @@ async fn count_seen_within(b: &TestApp, admin: &str, expected: i64, what: &str) 
     }
 }
 
-/// B caches its count of `GET /users`; first logins, creates and deletes
-/// through A change it within a second.
+/// B caches its count of `GET /users`; creates and deletes through A
+/// reach it by notification, first logins as its count ages out: each
+/// within a second.
 #[actix_web::test]
 async fn first_logins_creates_and_deletes_through_one_replica_change_the_others_count_within_a_second()
  {
