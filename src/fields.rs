@@ -10,7 +10,8 @@ use utoipa::{
     openapi::{KnownFormat, ObjectBuilder, RefOr, Schema, SchemaFormat, Type},
 };
 
-/// An Auth0 subject: 1 to 255 characters, no control characters, not blank.
+/// An Auth0 subject: 1 to 255 characters, not blank, no control, bidi or
+/// zero-width characters.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct Subject(String);
@@ -20,7 +21,8 @@ pub struct Subject(String);
 #[serde(try_from = "String")]
 pub struct Email(String);
 
-/// A display name of 1 to 200 characters, no control characters.
+/// A display name of 1 to 200 characters, not blank, no control, bidi or
+/// zero-width characters.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct Name(String);
@@ -28,12 +30,14 @@ pub struct Name(String);
 /// What `char::is_control` refuses (Unicode `Cc`), as a JSON Schema pattern.
 pub const NO_CONTROL_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
 
-/// [`NO_CONTROL_PATTERN`] with at least one character that is neither a
-/// control nor `char::is_whitespace` (which `str::trim` strips).
-const NOT_BLANK_PATTERN: &str = concat!(
-    r"^[^\x00-\x1F\x7F-\x9F]*",
-    r"[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
-    r"[^\x00-\x1F\x7F-\x9F]*$"
+/// What [`check_text`] accepts, as a JSON Schema pattern: no control, bidi
+/// or zero-width character (`is_invisible_or_bidi`), and at least one
+/// character that is none of those nor `char::is_whitespace` (which
+/// `str::trim` strips).
+const TEXT_PATTERN: &str = concat!(
+    r"^[^\x00-\x1F\x7F-\x9F\u061C\u200B-\u200F\u202A-\u202E\u2060\u2066-\u2069\uFEFF]*",
+    r"[^\x00-\x20\x7F-\xA0\u061C\u1680\u2000-\u200F\u2028-\u202F\u205F\u2060\u2066-\u2069\u3000\uFEFF]",
+    r"[^\x00-\x1F\x7F-\x9F\u061C\u200B-\u200F\u202A-\u202E\u2060\u2066-\u2069\uFEFF]*$"
 );
 
 /// A string of at most `max` characters matching `pattern`.
@@ -47,7 +51,7 @@ fn text_schema(min: usize, max: usize, pattern: &str) -> ObjectBuilder {
 
 impl PartialSchema for Subject {
     fn schema() -> RefOr<Schema> {
-        text_schema(1, Self::MAX_LEN, NOT_BLANK_PATTERN)
+        text_schema(1, Self::MAX_LEN, TEXT_PATTERN)
             .examples([json!("auth0|64a1f0c2e4b0d1a2b3c4d5e6")])
             .into()
     }
@@ -66,7 +70,7 @@ impl PartialSchema for Email {
 
 impl PartialSchema for Name {
     fn schema() -> RefOr<Schema> {
-        text_schema(1, Self::MAX_LEN, NO_CONTROL_PATTERN).into()
+        text_schema(1, Self::MAX_LEN, TEXT_PATTERN).into()
     }
 }
 
@@ -224,6 +228,40 @@ mod tests {
         assert!(long.len() > 254 && Email::parse(long).is_err());
         for bad in ["", "no-at-sign", "a@", "@b.com", "a b@c.com", "a@b.com\n"] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_documented_pattern_accepts_what_the_parsers_accept() {
+        let pattern = regex::Regex::new(TEXT_PATTERN).expect("the pattern compiles");
+        let samples = [
+            "Ada Lovelace",
+            "auth0|abc",
+            " padded ",
+            "é",
+            "",
+            "   ",
+            "\u{3000}\u{00A0}",
+            "a\u{0}b",
+            "tab\tinside",
+            "txt\u{202E}exe",
+            "zero\u{200B}width",
+            "\u{FEFF}bom",
+            "mark\u{200F}",
+            "\u{2066}isolate\u{2069}",
+            "next\u{0085}line",
+        ];
+        for sample in samples {
+            assert_eq!(
+                pattern.is_match(sample),
+                Name::parse(sample).is_ok(),
+                "name {sample:?}"
+            );
+            assert_eq!(
+                pattern.is_match(sample),
+                Subject::parse(sample).is_ok(),
+                "subject {sample:?}"
+            );
         }
     }
 

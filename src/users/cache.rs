@@ -34,6 +34,9 @@ const CAPACITY: usize = 50_000;
 /// Counts kept at most, one per search text.
 const COUNT_CAPACITY: usize = 1_000;
 
+/// Locks taken to count, shared by search texts by hash.
+const COUNT_STRIPES: usize = 64;
+
 /// Eviction counters: subjects share them by hash, so memory stays fixed; a
 /// shared counter only makes a concurrent read of another subject skip the
 /// cache once.
@@ -103,6 +106,7 @@ struct Shared {
     generations: Box<[Mutex<u64>]>,
     counts: Cache<Option<String>, Fresh<i64>>,
     counts_generation: Mutex<u64>,
+    counting: Box<[tokio::sync::Mutex<()>]>,
     hasher: RandomState,
     trusted: AtomicBool,
 }
@@ -116,6 +120,9 @@ impl Default for UserCache {
                 generations: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
                 counts: Cache::new(COUNT_CAPACITY),
                 counts_generation: Mutex::new(0),
+                counting: (0..COUNT_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
                 hasher: RandomState::new(),
                 trusted: AtomicBool::new(true),
             }),
@@ -189,6 +196,15 @@ impl UserCache {
             .counts
             .get(search)
             .and_then(|count| count.younger_than(COUNT_TTL))
+    }
+
+    /// The lock held while counting users matching `search`: a request that
+    /// finds a count missing while another counts it waits for that count
+    /// (once) instead of counting too, so an expired count costs one
+    /// `COUNT(*)`, not one per request in flight.
+    pub fn counting(&self, search: &Option<String>) -> &tokio::sync::Mutex<()> {
+        let stripe = self.shared.hasher.hash_one(search) % COUNT_STRIPES as u64;
+        &self.shared.counting[stripe as usize]
     }
 
     /// Taken before counting users in the database.

@@ -86,19 +86,36 @@ async fn read_or_create(pool: &DbPool, principal: &Principal) -> Result<(User, b
 }
 
 /// One page of users and the count of all that match: counted once, then
-/// from the cache until a user is written.
+/// from the cache until a user is written or
+/// [`COUNT_TTL`](super::cache::COUNT_TTL) passes.
 pub async fn list(
     pool: &DbPool,
     cache: &UserCache,
     query: ListQuery,
 ) -> Result<(i64, Vec<User>), ApiError> {
-    let known = cache.count(&query.search);
+    let mut known = cache.count(&query.search);
+    let counting = if known.is_none() {
+        let lock = cache.counting(&query.search);
+        let turn = match lock.try_lock() {
+            Ok(turn) => Some(turn),
+            // Another request is counting: wait for it once, then use its count.
+            Err(_) => {
+                drop(lock.lock().await);
+                None
+            }
+        };
+        known = cache.count(&query.search);
+        turn
+    } else {
+        None
+    };
     let ticket = cache.count_ticket();
     let search = known.is_none().then(|| query.search.clone());
     let (count, users) = db::run(pool, move |conn| Ok(repo::list(conn, &query, known)?)).await?;
     if let Some(search) = search {
         cache.put_count(ticket, search, count);
     }
+    drop(counting);
     Ok((count, users))
 }
 
