@@ -9,7 +9,7 @@ use quick_cache::sync::Cache;
 
 use super::claims::{Principal, unix_now};
 
-/// Entries kept at most; the least recently used go first.
+/// Entries kept at most; when full, the entries least used go first.
 const CAPACITY: usize = 10_000;
 
 /// The longest an entry lives, whatever its token's `exp` says: a token
