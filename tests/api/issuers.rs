@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::support::{
     AUDIENCE,
     app::{Options, TestApp},
-    assert::{assert_invalid_token, assert_problem, metrics_text, sample},
+    assert::{assert_invalid_token, assert_problem, expect_json, metrics_text, sample},
     db::Backend,
     issuer::{Discovery, TestIssuer},
     keys::{TestKey, keys},
@@ -146,12 +146,13 @@ async fn an_issuer_outside_the_list_is_refused_without_any_fetch_and_every_issue
                    "issuers": {custom_domain.issuer.clone(): "ok", tenant.issuer.clone(): "ok"}})
         )
     );
-    let metadata: Value = app
-        .get_anonymous("/.well-known/oauth-protected-resource")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let metadata = expect_json(
+        app.get_anonymous("/.well-known/oauth-protected-resource")
+            .await,
+        200,
+        "resource metadata",
+    )
+    .await;
     assert_eq!(
         metadata["authorization_servers"],
         json!([tenant.issuer, custom_domain.issuer]),

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::support::{
     AUDIENCE,
     app::{Options, TestApp},
-    assert::{assert_problem, challenge, header, is_uuid, metrics_text, sample},
+    assert::{assert_problem, challenge, expect_json, header, is_uuid, metrics_text, sample},
     db::Backend,
     issuer::JwksMode,
     keys::keys,
@@ -337,12 +337,13 @@ async fn protected_resource_metadata_describes_the_api_and_every_challenge_point
         ("disabled", Value::Null, false),
     ] {
         let app = TestApp::spawn_with(Options::new(Backend::Sqlite).env("DPOP_MODE", mode)).await;
-        let metadata: Value = app
-            .get_anonymous("/.well-known/oauth-protected-resource")
-            .await
-            .json()
-            .await
-            .expect("json");
+        let metadata = expect_json(
+            app.get_anonymous("/.well-known/oauth-protected-resource")
+                .await,
+            200,
+            "resource metadata",
+        )
+        .await;
         assert_eq!(
             metadata["dpop_signing_alg_values_supported"], algs,
             "{mode}"
