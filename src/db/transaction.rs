@@ -1,6 +1,6 @@
 //! Transactions that write, with the locking each backend needs.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use diesel::{
     Connection,
@@ -16,6 +16,12 @@ use super::DbConnection;
 /// file, and a write holds it for tens of microseconds.
 static SQLITE_WRITER: Mutex<()> = Mutex::new(());
 
+/// This process's turn to write to SQLite, until the guard is dropped. The
+/// lock protects no data: a panicking holder left nothing half done.
+fn sqlite_turn() -> MutexGuard<'static, ()> {
+    SQLITE_WRITER.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Runs `f` in a transaction meant to write. On SQLite it starts with
 /// `BEGIN IMMEDIATE`, which takes the write lock before the first read: a
 /// check made inside (a tombstone, say) cannot be overtaken by another
@@ -30,8 +36,7 @@ where
     let DbConnection::Sqlite(sqlite) = conn else {
         return conn.transaction(f);
     };
-    // The guard protects no data: a panicking holder left nothing half done.
-    let _turn = SQLITE_WRITER.lock().unwrap_or_else(PoisonError::into_inner);
+    let _turn = sqlite_turn();
     AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
     // The multi-backend connection's transaction manager delegates to the
     // SQLite one just begun, so commit and rollback go through it.
@@ -56,7 +61,6 @@ pub fn single_write<T, F>(conn: &mut DbConnection, f: F) -> Result<T, Error>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, Error>,
 {
-    let _turn = matches!(conn, DbConnection::Sqlite(_))
-        .then(|| SQLITE_WRITER.lock().unwrap_or_else(PoisonError::into_inner));
+    let _turn = matches!(conn, DbConnection::Sqlite(_)).then(sqlite_turn);
     f(conn)
 }

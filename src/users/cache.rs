@@ -249,19 +249,18 @@ impl UserCache {
     }
 
     fn lock_counts(&self) -> MutexGuard<'_, u64> {
-        // A counter is valid whatever a panicking holder was doing.
-        self.shared
-            .counts_generation
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock_counter(&self.shared.counts_generation)
     }
 
     fn lock(&self, stripe: usize) -> MutexGuard<'_, u64> {
-        // A counter is valid whatever a panicking holder was doing.
-        self.shared.generations[stripe % STRIPES]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock_counter(&self.shared.generations[stripe % STRIPES])
     }
+}
+
+/// A generation counter, locked: it is valid whatever a panicking holder
+/// was doing.
+fn lock_counter(counter: &Mutex<u64>) -> MutexGuard<'_, u64> {
+    counter.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl WeakUserCache {
