@@ -61,6 +61,17 @@ curl -fs -H "Authorization: Bearer $one" "$url/users/me" >/dev/null
 "$mint" "$DEV_KEY_PATH" "$issuer" "$audience" 'bench|user-' "$users" 3600 >"$work/first.txt"
 cat bench/tokens.lua bench/report.lua >"$work/tokens.lua"
 
+# CPU time in clock ticks: the server's (user + system), and for PostgreSQL
+# that of all its processes, so each row also says what a request cost.
+hz="$(getconf CLK_TCK)"
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+db_cpu_ticks() {
+  [ "$backend" = postgres ] || { echo 0; return; }
+  local total=0 p
+  for p in $(pgrep -x postgres); do total=$((total + $(cpu_ticks "$p"))); done
+  echo "$total"
+}
+
 run() { # name path [token-file [cycle]]
   local name="$1" path="$2" script=bench/report.lua
   local args=(-t "$threads" -c "$connections" -d "${duration}s" --latency)
@@ -70,12 +81,14 @@ run() { # name path [token-file [cycle]]
   else
     args+=(-H "Authorization: Bearer $one")
   fi
-  local line perf_pid=""
+  local line perf_pid="" cpu_before db_before
+  cpu_before="$(cpu_ticks "$pid")" db_before="$(db_cpu_ticks)"
   if [ -n "${PROFILE:-}" ]; then
     perf record -q -e cpu-clock -F 999 -p "$pid" -o "$work/$name.perf" -- sleep "$duration" 2>/dev/null &
     perf_pid=$!
   fi
   line="$(wrk "${args[@]}" -s "$script" "$url$path" | grep '^RESULT')"
+  local cpu=$(($(cpu_ticks "$pid") - cpu_before)) db_cpu=$(($(db_cpu_ticks) - db_before))
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid" || true
     mkdir -p bench/profiles
@@ -85,7 +98,7 @@ run() { # name path [token-file [cycle]]
   fi
   local rss
   rss="$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")"
-  echo "$name $line $rss" >>"$work/rows"
+  echo "$name $line $rss $cpu $db_cpu" >>"$work/rows"
 }
 
 run healthz /healthz
@@ -127,15 +140,19 @@ peak="$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")"
   echo
   echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), loopback, wrk $threads threads."
   echo
-  echo "| row | requests/s | p50 ms | p99 ms | p99.9 ms | non-2xx | errors | RSS after (MB) | vs /healthz |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| row | requests/s | p50 ms | p99 ms | p99.9 ms | non-2xx | errors | RSS after (MB) | vs /healthz | usergate CPU µs/req | PostgreSQL CPU µs/req |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   base_rps=""
-  while read -r name _ requests secs p50 p99 p999 non2xx errors rss; do
+  while read -r name _ requests secs p50 p99 p999 non2xx errors rss cpu db_cpu; do
     rps="$(awk -v r="$requests" -v s="$secs" 'BEGIN { printf "%.0f", r / s }')"
     [ -z "$base_rps" ] && base_rps="$rps"
     ratio="$(awk -v a="$rps" -v b="$base_rps" 'BEGIN { printf "%.0f %%", 100 * a / b }')"
-    printf '| %s | %s | %.2f | %.2f | %.2f | %s | %s | %.1f | %s |\n' \
-      "$name" "$rps" "$p50" "$p99" "$p999" "$non2xx" "$errors" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$ratio"
+    per_request() { awk -v t="$1" -v r="$requests" -v hz="$hz" 'BEGIN { printf "%.0f", t * 1e6 / hz / r }'; }
+    db_per_request="—"
+    [ "$backend" = postgres ] && db_per_request="$(per_request "$db_cpu")"
+    printf '| %s | %s | %.2f | %.2f | %.2f | %s | %s | %.1f | %s | %s | %s |\n' \
+      "$name" "$rps" "$p50" "$p99" "$p999" "$non2xx" "$errors" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$ratio" \
+      "$(per_request "$cpu")" "$db_per_request"
   done <"$work/rows"
   echo
   echo "Peak server RSS over the run: $(awk -v k="$peak" 'BEGIN { printf "%.1f", k / 1024 }') MB."
