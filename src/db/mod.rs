@@ -18,7 +18,7 @@ use diesel::{
 
 pub use error::DbError;
 pub use listen::{Listener, notify};
-pub use pool::{DbPool, build_pool, ping, run, run_migrations, run_migrations_on};
+pub use pool::{DbPool, build_pool, ping, read_here, run, run_migrations, run_migrations_on};
 pub use transaction::{single_write, write_transaction};
 
 /// A connection to whichever backend `DATABASE_URL` names.

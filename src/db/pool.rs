@@ -21,6 +21,8 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 pub struct DbPool {
     inner: r2d2::Pool<ConnectionManager>,
     breaker: Arc<Breaker>,
+    /// Reads may run on the calling worker ([`read_here`]).
+    reads_here: bool,
 }
 
 impl DbPool {
@@ -71,7 +73,11 @@ pub fn build_pool(url: &DatabaseUrl, size: u32) -> DbPool {
         .connection_timeout(Duration::from_secs(3))
         .test_on_check_out(false)
         .build_unchecked(ConnectionManager::new(url.clone(), breaker.clone()));
-    DbPool { inner, breaker }
+    DbPool {
+        inner,
+        breaker,
+        reads_here: matches!(url, DatabaseUrl::Sqlite(_)),
+    }
 }
 
 /// Runs `f` with a pooled connection on the blocking pool, off the workers.
@@ -93,6 +99,23 @@ where
     })
     .await
     .map_err(DbError::Interrupted)?
+}
+
+/// Runs the read `f` on the calling worker, without the two thread switches
+/// of [`run`]'s hop to the blocking pool, when that cannot stall the worker:
+/// on SQLite, whose reads of a few rows take microseconds and never wait for
+/// a writer (WAL), and only with a connection idle in the pool. `None` when
+/// it did not run (PostgreSQL, where a read is a round trip; no idle
+/// connection; the database known to be down): then use [`run`].
+pub fn read_here<T>(
+    pool: &DbPool,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
+) -> Option<Result<T, DbError>> {
+    if !pool.reads_here || pool.breaker.is_down() {
+        return None;
+    }
+    let mut conn = pool.inner.try_get()?;
+    Some(f(&mut conn))
 }
 
 /// Runs pending migrations on one connection of the pool.
@@ -145,4 +168,41 @@ pub async fn ping(pool: &DbPool) -> Result<(), DbError> {
     })
     .await
     .map_err(DbError::Interrupted)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite_pool(dir: &tempfile::TempDir, size: u32) -> DbPool {
+        let path = dir.path().join("t.db").display().to_string();
+        build_pool(&DatabaseUrl::Sqlite(path), size)
+    }
+
+    fn read_one(pool: &DbPool) -> Option<Result<i32, DbError>> {
+        read_here(pool, |conn| {
+            Ok(
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+                    .get_result(conn)?,
+            )
+        })
+    }
+
+    #[test]
+    fn sqlite_reads_run_here_only_with_a_connection_idle() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pool = sqlite_pool(&dir, 1);
+        assert_eq!(read_one(&pool).map(Result::ok), Some(Some(1)));
+        let held = pool.get().expect("the one connection");
+        assert!(read_one(&pool).is_none(), "no idle connection: not here");
+        drop(held);
+        assert!(read_one(&pool).is_some(), "idle again");
+    }
+
+    #[test]
+    fn postgres_reads_never_run_here() {
+        // Never connected: `read_here` must not even try.
+        let url = DatabaseUrl::Postgres("postgres://nobody@127.0.0.1:1/none".into());
+        assert!(read_one(&build_pool(&url, 1)).is_none());
+    }
 }

@@ -104,10 +104,7 @@ pub fn create_by_admin(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResul
 /// concurrent requests write at most once).
 pub fn touch_last_seen(conn: &mut DbConnection, user: &User) -> QueryResult<Option<NaiveDateTime>> {
     let now = now();
-    if user
-        .last_seen_at
-        .is_some_and(|seen| now - seen < LAST_SEEN_INTERVAL)
-    {
+    if seen_recently(user, now) {
         return Ok(None);
     }
     let stale = users::last_seen_at
@@ -119,6 +116,13 @@ pub fn touch_last_seen(conn: &mut DbConnection, user: &User) -> QueryResult<Opti
             .execute(conn)
     })?;
     Ok((updated > 0).then_some(now))
+}
+
+/// Whether a sighting of `user` at `now` needs no recording: the last one
+/// is less than [`LAST_SEEN_INTERVAL`] old.
+pub fn seen_recently(user: &User, now: NaiveDateTime) -> bool {
+    user.last_seen_at
+        .is_some_and(|seen| now - seen < LAST_SEEN_INTERVAL)
 }
 
 /// Applies `changes`, bumps `updated_at` and tells the other replicas;

@@ -1,5 +1,7 @@
 //! What the `/users` endpoints do, each through one trip to the database
-//! off the actix workers; the cache is kept in step here.
+//! off the actix workers (but for a sighting's read on SQLite, which runs on
+//! the worker when a connection is idle: [`db::read_here`]); the cache is
+//! kept in step here.
 
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use super::{
     dto::CreateUser,
     model::{NewUser, User, UserChanges, now},
     query::ListQuery,
-    repo::{self, LAST_SEEN_INTERVAL},
+    repo,
 };
 use crate::{
     auth::{Principal, Verifier},
@@ -61,16 +63,23 @@ pub async fn sighting(
 fn recent(entry: Cached) -> Option<Result<Arc<User>, ApiError>> {
     match entry {
         Cached::Deleted => Some(Err(ApiError::Deleted)),
-        Cached::User(user) => user
-            .last_seen_at
-            .is_some_and(|seen| now() - seen < LAST_SEEN_INTERVAL)
-            .then_some(Ok(user)),
+        Cached::User(user) => repo::seen_recently(&user, now()).then_some(Ok(user)),
     }
 }
 
 /// The caller's row from the database, created if absent (then `true`);
 /// `NotFound` when the subject is tombstoned.
 async fn read_or_create(pool: &DbPool, principal: &Principal) -> Result<(User, bool), DbError> {
+    // Most sightings find a row seen within the interval: that read is all
+    // they need, and on SQLite it costs no hop off the worker.
+    let known = db::read_here(pool, |conn| {
+        Ok(repo::find_by_sub(conn, principal.sub.as_str())?)
+    });
+    if let Some(Ok(Some(user))) = known
+        && repo::seen_recently(&user, now())
+    {
+        return Ok((user, false));
+    }
     let sub = principal.sub.to_string();
     let email = principal.email.as_ref().map(Email::to_string);
     let name = principal.name.as_ref().map(Name::to_string);
