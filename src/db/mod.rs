@@ -6,6 +6,7 @@ mod listen;
 mod pool;
 pub mod replay;
 pub mod schema;
+mod timestamp;
 mod transaction;
 
 use diesel::{
@@ -19,6 +20,7 @@ use diesel::{
 pub use error::DbError;
 pub use listen::{Listener, notify};
 pub use pool::{DbPool, build_pool, ping, read_here, run, run_migrations, run_migrations_on};
+pub use timestamp::{MaybeStamp, Stamp};
 pub use transaction::{single_write, write_transaction};
 
 /// A connection to whichever backend `DATABASE_URL` names.

@@ -5,7 +5,10 @@ use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::schema::{user_tombstones, users};
+use crate::db::{
+    MaybeStamp, Stamp,
+    schema::{user_tombstones, users},
+};
 
 /// A user row, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize, ToSchema)]
@@ -25,14 +28,17 @@ pub struct User {
     /// When the row was created (RFC 3339, UTC).
     #[serde(with = "rfc3339")]
     #[schema(value_type = String, format = DateTime)]
+    #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
     /// When the row last changed (RFC 3339, UTC).
     #[serde(with = "rfc3339")]
     #[schema(value_type = String, format = DateTime)]
+    #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
     /// Last authenticated request, refreshed at most every 5 minutes.
     #[serde(with = "rfc3339_opt")]
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[diesel(deserialize_as = MaybeStamp)]
     pub last_seen_at: Option<NaiveDateTime>,
 }
 
