@@ -23,6 +23,9 @@ pub enum DbError {
     /// The blocking task running the work was cancelled or panicked.
     #[error("the database task was interrupted")]
     Interrupted(#[source] actix_web::error::BlockingError),
+    /// SQLite's writer thread dropped the write (it panicked).
+    #[error("the SQLite writer dropped the write")]
+    WriterStopped,
 }
 
 impl From<r2d2::PoolError> for DbError {

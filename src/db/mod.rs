@@ -2,6 +2,7 @@
 
 mod breaker;
 mod error;
+mod group;
 mod listen;
 mod pool;
 pub mod replay;
@@ -18,6 +19,7 @@ use diesel::{
 };
 
 pub use error::DbError;
+pub use group::write_together;
 pub use listen::{Listener, notify};
 pub use pool::{DbPool, build_pool, ping, read_here, run, run_migrations, run_migrations_on};
 pub use timestamp::{MaybeStamp, Stamp};

@@ -9,6 +9,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use super::{
     ConnectionManager, DatabaseUrl, DbConnection, DbError,
     breaker::{Breaker, PROBE_TIMEOUT},
+    group::Writer,
 };
 
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -23,6 +24,8 @@ pub struct DbPool {
     breaker: Arc<Breaker>,
     /// Reads may run on the calling worker ([`read_here`]).
     reads_here: bool,
+    /// SQLite's group commit ([`write_together`](super::write_together)).
+    writer: Option<Arc<Writer>>,
 }
 
 impl DbPool {
@@ -35,7 +38,7 @@ impl DbPool {
     /// `Down` at once while the database is known to be down; then, once per
     /// probe interval, a probe on its own thread finds out whether it is back,
     /// so no caller ever waits for it.
-    fn admit(&self) -> Result<(), DbError> {
+    pub(super) fn admit(&self) -> Result<(), DbError> {
         if !self.breaker.is_down() {
             return Ok(());
         }
@@ -60,6 +63,19 @@ impl DbPool {
     pub fn max_size(&self) -> u32 {
         self.inner.max_size()
     }
+
+    /// Its group-commit writer (SQLite only).
+    pub(super) fn writer(&self) -> Option<&Writer> {
+        self.writer.as_deref()
+    }
+
+    /// The same connections, without the writer: for the writer's own thread.
+    pub(super) fn without_writer(&self) -> Self {
+        Self {
+            writer: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// Builds the pool without connecting; connections are opened on demand, so
@@ -73,10 +89,12 @@ pub fn build_pool(url: &DatabaseUrl, size: u32) -> DbPool {
         .connection_timeout(Duration::from_secs(3))
         .test_on_check_out(false)
         .build_unchecked(ConnectionManager::new(url.clone(), breaker.clone()));
+    let sqlite = matches!(url, DatabaseUrl::Sqlite(_));
     DbPool {
         inner,
         breaker,
-        reads_here: matches!(url, DatabaseUrl::Sqlite(_)),
+        reads_here: sqlite,
+        writer: sqlite.then(Arc::default),
     }
 }
 
@@ -192,6 +210,8 @@ mod tests {
     fn sqlite_reads_run_here_only_with_a_connection_idle() {
         let dir = tempfile::tempdir().expect("temp dir");
         let pool = sqlite_pool(&dir, 1);
+        assert!(read_one(&pool).is_none(), "connections open on demand");
+        drop(pool.get().expect("the one connection"));
         assert_eq!(read_one(&pool).map(Result::ok), Some(Some(1)));
         let held = pool.get().expect("the one connection");
         assert!(read_one(&pool).is_none(), "no idle connection: not here");

@@ -3,7 +3,7 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use diesel::{
-    Connection,
+    Connection, SqliteConnection,
     connection::{AnsiTransactionManager, TransactionManager},
     result::Error,
 };
@@ -56,11 +56,26 @@ where
 
 /// Runs `f`, one statement that writes in its own (implicit) transaction:
 /// on SQLite after this process's other writers, as [`write_transaction`]
-/// does; on PostgreSQL as it is, one round trip.
+/// does (inside one, which holds the turn already, at once); on PostgreSQL
+/// as it is, one round trip.
 pub fn single_write<T, F>(conn: &mut DbConnection, f: F) -> Result<T, Error>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, Error>,
 {
-    let _turn = matches!(conn, DbConnection::Sqlite(_)).then(sqlite_turn);
+    let _turn = match conn {
+        DbConnection::Sqlite(sqlite) => (!in_transaction(sqlite)).then(sqlite_turn),
+        DbConnection::Pg(_) => None,
+    };
     f(conn)
+}
+
+/// Whether `sqlite` is in a transaction begun by diesel. A broken
+/// transaction manager counts as one: better SQLite's busy handler than
+/// waiting forever for a turn this thread may hold.
+fn in_transaction(sqlite: &mut SqliteConnection) -> bool {
+    <AnsiTransactionManager as TransactionManager<SqliteConnection>>::transaction_manager_status_mut(
+        sqlite,
+    )
+    .transaction_depth()
+    .map_or(true, |depth| depth.is_some())
 }

@@ -1,7 +1,8 @@
 //! What the `/users` endpoints do, each through one trip to the database
-//! off the actix workers (but for a sighting's read on SQLite, which runs on
-//! the worker when a connection is idle: [`db::read_here`]); the cache is
-//! kept in step here.
+//! off the actix workers; the cache is kept in step here. On SQLite a
+//! sighting reads on the worker when a connection is idle
+//! ([`db::read_here`]), and first logins are committed together
+//! ([`db::write_together`]).
 
 use std::sync::Arc;
 
@@ -83,7 +84,8 @@ async fn read_or_create(pool: &DbPool, principal: &Principal) -> Result<(User, b
     let sub = principal.sub.to_string();
     let email = principal.email.as_ref().map(Email::to_string);
     let name = principal.name.as_ref().map(Name::to_string);
-    db::run(pool, move |conn| {
+    // On SQLite, committed together with the first logins arriving meanwhile.
+    db::write_together(pool, move |conn| {
         let new = NewUser::first_sight(&sub, email.as_deref(), name.as_deref());
         let (mut user, created) = repo::get_or_create(conn, &new)?;
         if let Some(seen) = repo::touch_last_seen(conn, &user)? {
