@@ -1,5 +1,7 @@
 //! Errors of the database layer; `crate::error` maps them to HTTP, once.
 
+use std::sync::Arc;
+
 use diesel::{r2d2, result::DatabaseErrorKind};
 
 /// A database operation that did not succeed.
@@ -26,6 +28,9 @@ pub enum DbError {
     /// SQLite's writer thread dropped the write (it panicked).
     #[error("the SQLite writer dropped the write")]
     WriterStopped,
+    /// The write was queued with others whose transaction could not begin.
+    #[error("the write was not committed: its batch could not begin")]
+    Batch(#[source] Arc<DbError>),
 }
 
 impl From<r2d2::PoolError> for DbError {
@@ -40,6 +45,7 @@ impl DbError {
         use diesel::result::Error;
         match self {
             Self::Unavailable(_) | Self::Connect(_) | Self::Down => true,
+            Self::Batch(cause) => cause.is_unavailable(),
             Self::Query(Error::BrokenTransactionManager) => true,
             Self::Query(Error::DatabaseError(kind, _)) => matches!(
                 kind,

@@ -11,13 +11,13 @@
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::OnceLock,
+    sync::{Arc, OnceLock},
 };
 
 use diesel::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{DbConnection, DbError, DbPool, write_transaction};
+use super::{DbConnection, DbError, DbPool, transaction::sqlite_depth, write_transaction};
 
 /// Writes committed together at most.
 const MAX_BATCH: usize = 64;
@@ -69,10 +69,11 @@ where
 
 /// A queued write, whatever its result type.
 trait Write: Send {
-    /// Runs the write in its own savepoint of the batch's transaction.
-    fn run(&mut self, conn: &mut DbConnection);
-    /// Answers the caller: the write's result once the batch committed, or
-    /// why it could not commit.
+    /// Runs the write in its own savepoint of the batch's transaction;
+    /// `false` when it panicked.
+    fn run(&mut self, conn: &mut DbConnection) -> bool;
+    /// Answers the caller: the write's result once the batch committed;
+    /// otherwise its own failure, or else why the batch did not commit.
     fn answer(self: Box<Self>, not_committed: Option<DbError>);
 }
 
@@ -87,13 +88,21 @@ where
     F: Fn(&mut DbConnection) -> Result<T, DbError> + Send,
     T: Send,
 {
-    fn run(&mut self, conn: &mut DbConnection) {
-        self.result = Some(conn.transaction(|conn| (self.work)(conn)));
+    fn run(&mut self, conn: &mut DbConnection) -> bool {
+        let work = &self.work;
+        let ran = catch_unwind(AssertUnwindSafe(|| conn.transaction(|conn| work(conn))));
+        let panicked = ran.is_err();
+        if panicked {
+            log::error!("a SQLite write panicked; the others of its batch are written again");
+        }
+        self.result = Some(ran.unwrap_or(Err(DbError::WriterStopped)));
+        !panicked
     }
 
     fn answer(self: Box<Self>, not_committed: Option<DbError>) {
         let result = match (not_committed, self.result) {
             (None, Some(result)) => result,
+            (Some(_), Some(Err(own))) => Err(own),
             (Some(e), _) => Err(e),
             // Never: a batch commits only after each of its writes ran.
             (None, None) => Err(DbError::WriterStopped),
@@ -117,11 +126,7 @@ fn start(pool: DbPool) -> Option<mpsc::Sender<Box<dyn Write>>> {
                         Err(_) => break,
                     }
                 }
-                // A write that panics drops its batch's answers (those
-                // callers get `WriterStopped`), not the thread.
-                if catch_unwind(AssertUnwindSafe(|| write(&pool, batch))).is_err() {
-                    log::error!("a SQLite write panicked; its batch was not committed");
-                }
+                write(&pool, batch);
             }
         });
     match spawned {
@@ -133,26 +138,64 @@ fn start(pool: DbPool) -> Option<mpsc::Sender<Box<dyn Write>>> {
     }
 }
 
-/// Commits `batch` and answers each write; when it cannot commit, each
-/// write is tried alone, so that only a write that fails by itself fails.
+/// Why a batch did not commit.
+enum Failed {
+    /// No connection, or no transaction (another process holds the write
+    /// lock): no write ran, and trying them one by one would only wait again.
+    NotBegun(DbError),
+    /// A write ended the transaction (it panicked, or SQLite rolled back all
+    /// of it), or the commit failed.
+    NotCommitted(DbError),
+}
+
+/// Commits `batch` and answers each write. When the writes ran but could
+/// not commit together, each is written again alone, so that only a write
+/// that fails by itself fails.
 fn write(pool: &DbPool, mut batch: Vec<Box<dyn Write>>) {
     match commit(pool, &mut batch) {
         Ok(()) => batch.into_iter().for_each(|w| w.answer(None)),
-        Err(e) if batch.len() == 1 => {
+        Err(Failed::NotBegun(e)) => {
+            let e = Arc::new(e);
+            for w in batch {
+                w.answer(Some(DbError::Batch(e.clone())));
+            }
+        }
+        Err(Failed::NotCommitted(e)) if batch.len() == 1 => {
             if let Some(alone) = batch.pop() {
                 alone.answer(Some(e));
             }
         }
-        Err(_) => batch.into_iter().for_each(|w| write(pool, vec![w])),
+        Err(Failed::NotCommitted(_)) => batch.into_iter().for_each(|w| write(pool, vec![w])),
     }
 }
 
-fn commit(pool: &DbPool, batch: &mut [Box<dyn Write>]) -> Result<(), DbError> {
-    let mut conn = pool.get()?;
+fn commit(pool: &DbPool, batch: &mut [Box<dyn Write>]) -> Result<(), Failed> {
+    let mut conn = pool.get().map_err(Failed::NotBegun)?;
+    let mut began = false;
     write_transaction(&mut conn, |conn| {
-        batch.iter_mut().for_each(|w| w.run(conn));
+        began = true;
+        for w in batch.iter_mut() {
+            // No later write may run outside the batch's transaction.
+            if !w.run(conn) || depth(conn) != Some(1) {
+                return Err(DbError::Query(diesel::result::Error::RollbackTransaction));
+            }
+        }
         Ok(())
     })
+    .map_err(|e| {
+        if began {
+            Failed::NotCommitted(e)
+        } else {
+            Failed::NotBegun(e)
+        }
+    })
+}
+
+fn depth(conn: &mut DbConnection) -> Option<u32> {
+    match conn {
+        DbConnection::Sqlite(sqlite) => sqlite_depth(sqlite),
+        DbConnection::Pg(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -231,6 +274,24 @@ mod tests {
     }
 
     #[test]
+    fn a_write_transaction_inside_a_write_is_a_savepoint_under_the_batch_s_turn() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pool = pool_with_tables(&dir);
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer = pool.clone();
+        std::thread::spawn(move || {
+            let nested = block_on(write_together(&writer, |conn| {
+                write_transaction(conn, |conn| insert(conn, "nested"))
+            }));
+            let _ = done.send(nested.is_ok());
+        });
+        // Taking the turn again would wait forever.
+        let finished = finished.recv_timeout(Duration::from_secs(20));
+        assert_eq!(finished, Ok(true));
+        assert_eq!(count(&mut pool.get().expect("connection"), "nested"), 1);
+    }
+
+    #[test]
     fn a_write_that_fails_rolls_back_alone() {
         let dir = tempfile::tempdir().expect("temp dir");
         let pool = pool_with_tables(&dir);
@@ -247,6 +308,26 @@ mod tests {
         good.expect("good");
         let mut conn = pool.get().expect("connection");
         assert_eq!((count(&mut conn, "bad"), count(&mut conn, "good")), (0, 1));
+    }
+
+    #[test]
+    fn a_write_that_panics_fails_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pool = pool_with_tables(&dir);
+        let (first, panicked, good) = block_on(join3(
+            write_together(&pool, slow_first),
+            write_together(&pool, |conn| {
+                insert(conn, "doomed")?;
+                panic!("a bug in a write");
+            }),
+            write_together(&pool, |conn| insert(conn, "good")),
+        ));
+        first.expect("first, written again alone");
+        assert!(matches!(panicked, Err::<(), _>(DbError::WriterStopped)));
+        good.expect("good, written again alone");
+        let mut conn = pool.get().expect("connection");
+        let counts = ["first", "doomed", "good"].map(|k| count(&mut conn, k));
+        assert_eq!(counts, [1, 0, 1]);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use diesel::{
 pub use error::DbError;
 pub use group::write_together;
 pub use listen::{Listener, notify};
-pub use pool::{DbPool, build_pool, ping, read_here, run, run_migrations, run_migrations_on};
+pub use pool::{DbPool, build_pool, ping, read_apart, run, run_migrations, run_migrations_on};
 pub use timestamp::{MaybeStamp, Stamp};
 pub use transaction::{single_write, write_transaction};
 
@@ -94,6 +94,9 @@ impl DatabaseUrl {
     }
 }
 
+/// How long a SQLite statement waits for another process's lock.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
+
 /// Opens connections of the backend the URL names, so that its real error
 /// reaches the user (diesel's generic `establish` hides it).
 #[derive(Debug)]
@@ -119,11 +122,11 @@ impl ConnectionManager {
                 // Each pooled connection keeps at most 512 KiB of pages (not
                 // SQLite's 2 MiB): the kernel's page cache holds the file once
                 // for all of them.
-                conn.batch_execute(
-                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
                      PRAGMA cache_size = -512;",
-                )
+                ))
                 .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
                 Ok(DbConnection::Sqlite(conn))
             }

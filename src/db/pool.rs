@@ -3,11 +3,11 @@
 use std::{sync::Arc, time::Duration};
 
 use actix_web::web;
-use diesel::{RunQueryDsl, r2d2, r2d2::R2D2Connection};
+use diesel::{RunQueryDsl, connection::SimpleConnection, r2d2, r2d2::R2D2Connection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::{
-    ConnectionManager, DatabaseUrl, DbConnection, DbError,
+    ConnectionManager, DatabaseUrl, DbConnection, DbError, SQLITE_BUSY_TIMEOUT_MS,
     breaker::{Breaker, PROBE_TIMEOUT},
     group::Writer,
 };
@@ -119,13 +119,34 @@ where
     .map_err(DbError::Interrupted)?
 }
 
+/// Reads with `f` apart from the writes, on SQLite: on the calling worker
+/// when a connection is idle ([`read_here`]), else on the blocking pool, so
+/// that reads never queue behind [`write_together`](super::write_together).
+/// `None` on PostgreSQL, where a read and the write it may lead to are
+/// better one round trip together.
+pub async fn read_apart<T, F>(pool: &DbPool, f: F) -> Option<Result<T, DbError>>
+where
+    F: Fn(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+    T: Send + 'static,
+{
+    if !pool.reads_here {
+        return None;
+    }
+    match read_here(pool, &f) {
+        Some(Ok(read)) => Some(Ok(read)),
+        _ => Some(run(pool, f).await),
+    }
+}
+
 /// Runs the read `f` on the calling worker, without the two thread switches
 /// of [`run`]'s hop to the blocking pool, when that cannot stall the worker:
-/// on SQLite, whose reads of a few rows take microseconds and never wait for
-/// a writer (WAL), and only with a connection idle in the pool. `None` when
-/// it did not run (PostgreSQL, where a read is a round trip; no idle
-/// connection; the database known to be down): then use [`run`].
-pub fn read_here<T>(
+/// on SQLite, whose reads of a few rows take microseconds and do not wait
+/// for a writer (WAL), with a connection idle in the pool, and with SQLite's
+/// busy timeout off meanwhile: should SQLite ask the read to wait (another
+/// process's crash recovery, say), it fails at once instead. `None` when it
+/// did not run (PostgreSQL, where a read is a round trip; no idle
+/// connection; the database known to be down).
+fn read_here<T>(
     pool: &DbPool,
     f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
 ) -> Option<Result<T, DbError>> {
@@ -133,7 +154,16 @@ pub fn read_here<T>(
         return None;
     }
     let mut conn = pool.inner.try_get()?;
-    Some(f(&mut conn))
+    conn.batch_execute("PRAGMA busy_timeout = 0").ok()?;
+    let read = f(&mut conn);
+    let waits_again = format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}");
+    // Setting it touches no file, so it does not fail in practice; if it
+    // did, this connection's writes would fail at once on another process's
+    // lock instead of waiting for it.
+    if let Err(e) = conn.batch_execute(&waits_again) {
+        log::warn!("a SQLite connection could not restore its busy timeout: {e}");
+    }
+    Some(read)
 }
 
 /// Runs pending migrations on one connection of the pool.
@@ -217,12 +247,22 @@ mod tests {
         assert!(read_one(&pool).is_none(), "no idle connection: not here");
         drop(held);
         assert!(read_one(&pool).is_some(), "idle again");
+        // The read ran without a busy timeout; the connection has it back.
+        let timeout: i32 = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+            "(SELECT timeout FROM pragma_busy_timeout)",
+        ))
+        .get_result(&mut *pool.get().expect("the one connection"))
+        .expect("busy timeout");
+        assert_eq!(timeout, 10_000);
     }
 
     #[test]
-    fn postgres_reads_never_run_here() {
-        // Never connected: `read_here` must not even try.
+    fn postgres_reads_are_never_apart() {
+        // Never connected: neither function may even try.
         let url = DatabaseUrl::Postgres("postgres://nobody@127.0.0.1:1/none".into());
-        assert!(read_one(&build_pool(&url, 1)).is_none());
+        let pool = build_pool(&url, 1);
+        assert!(read_one(&pool).is_none());
+        let apart = futures::executor::block_on(read_apart(&pool, |_| Ok(1)));
+        assert!(apart.is_none());
     }
 }

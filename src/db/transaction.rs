@@ -27,7 +27,10 @@ fn sqlite_turn() -> MutexGuard<'static, ()> {
 /// check made inside (a tombstone, say) cannot be overtaken by another
 /// writer, and the upgrade from reader to writer can never fail with "database
 /// is locked"; this process's writers take turns before that, without
-/// sleeping. On PostgreSQL it is an ordinary (read committed) transaction.
+/// sleeping. Inside another write transaction (a batch of
+/// [`write_together`](super::write_together)) it is a savepoint, under the
+/// turn that one holds. On PostgreSQL it is an ordinary (read committed)
+/// transaction.
 pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -36,6 +39,9 @@ where
     let DbConnection::Sqlite(sqlite) = conn else {
         return conn.transaction(f);
     };
+    if sqlite_depth(sqlite) != Some(0) {
+        return conn.transaction(f);
+    }
     let _turn = sqlite_turn();
     AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
     // The multi-backend connection's transaction manager delegates to the
@@ -62,20 +68,22 @@ pub fn single_write<T, F>(conn: &mut DbConnection, f: F) -> Result<T, Error>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, Error>,
 {
+    // A broken transaction manager takes no turn either: better SQLite's
+    // busy handler than waiting forever for a turn this thread may hold.
     let _turn = match conn {
-        DbConnection::Sqlite(sqlite) => (!in_transaction(sqlite)).then(sqlite_turn),
+        DbConnection::Sqlite(sqlite) => (sqlite_depth(sqlite) == Some(0)).then(sqlite_turn),
         DbConnection::Pg(_) => None,
     };
     f(conn)
 }
 
-/// Whether `sqlite` is in a transaction begun by diesel. A broken
-/// transaction manager counts as one: better SQLite's busy handler than
-/// waiting forever for a turn this thread may hold.
-fn in_transaction(sqlite: &mut SqliteConnection) -> bool {
+/// How many of diesel's transactions are open on `sqlite` (0: none, 2: a
+/// savepoint in a transaction); `None` when its transaction manager is broken.
+pub(super) fn sqlite_depth(sqlite: &mut SqliteConnection) -> Option<u32> {
     <AnsiTransactionManager as TransactionManager<SqliteConnection>>::transaction_manager_status_mut(
         sqlite,
     )
     .transaction_depth()
-    .map_or(true, |depth| depth.is_some())
+    .ok()
+    .map(|depth| depth.map_or(0, |d| d.get()))
 }

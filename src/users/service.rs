@@ -1,7 +1,7 @@
 //! What the `/users` endpoints do, each through one trip to the database
 //! off the actix workers; the cache is kept in step here. On SQLite a
-//! sighting reads on the worker when a connection is idle
-//! ([`db::read_here`]), and first logins are committed together
+//! sighting reads apart from the writes, on the worker when a connection is
+//! idle ([`db::read_apart`]), and first logins are committed together
 //! ([`db::write_together`]).
 
 use std::sync::Arc;
@@ -71,17 +71,20 @@ fn recent(entry: Cached) -> Option<Result<Arc<User>, ApiError>> {
 /// The caller's row from the database, created if absent (then `true`);
 /// `NotFound` when the subject is tombstoned.
 async fn read_or_create(pool: &DbPool, principal: &Principal) -> Result<(User, bool), DbError> {
+    let sub = principal.sub.to_string();
     // Most sightings find a row seen within the interval: that read is all
-    // they need, and on SQLite it costs no hop off the worker.
-    let known = db::read_here(pool, |conn| {
-        Ok(repo::find_by_sub(conn, principal.sub.as_str())?)
-    });
-    if let Some(Ok(Some(user))) = known
+    // they need. On SQLite it is made apart from the writes (on the worker
+    // when it can be); on PostgreSQL it is part of the one round trip below.
+    let read = {
+        let sub = sub.clone();
+        move |conn: &mut _| Ok(repo::find_by_sub(conn, &sub)?)
+    };
+    if let Some(known) = db::read_apart(pool, read).await
+        && let Some(user) = known?
         && repo::seen_recently(&user, now())
     {
         return Ok((user, false));
     }
-    let sub = principal.sub.to_string();
     let email = principal.email.as_ref().map(Email::to_string);
     let name = principal.name.as_ref().map(Name::to_string);
     // On SQLite, committed together with the first logins arriving meanwhile.
