@@ -27,6 +27,9 @@ if ! command -v wrk >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
 cargo build --release --quiet --bin usergate --example mint_many --example mint_proofs
+# Which code ran: the commit, and whether the tree differed from it.
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")"
+git diff --quiet HEAD -- src 2>/dev/null || commit="$commit with uncommitted changes to src"
 bin=target/release/usergate
 mint=target/release/examples/mint_many
 mint_proofs=target/release/examples/mint_proofs
@@ -136,7 +139,7 @@ unset REPEATED_TOKEN
 peak="$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")"
 
 {
-  echo "## $(date -u +%Y-%m-%d) — $backend, $users users, $connections connections, ${duration}s per row${PROFILE:+ (perf sampling at 999 Hz beside: PROFILE=1)}"
+  echo "## $(date -u +%Y-%m-%d) — $backend, $users users, $connections connections, ${duration}s per row${PROFILE:+ (perf sampling at 999 Hz beside: PROFILE=1)} — $commit"
   echo
   echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), loopback, wrk $threads threads."
   echo
