@@ -41,10 +41,9 @@ impl Writer {
 /// Runs the write `work`: on SQLite in a savepoint of one transaction with
 /// the writes other requests queue meanwhile (so `work` may run twice: the
 /// first time in a batch that could not commit), where
-/// [`single_write`](super::single_write) takes no turn of its own (and
-/// `work` must not begin a [`write_transaction`], whose turn the batch
-/// holds); on PostgreSQL, or without a writer thread, as [`run`](super::run)
-/// does.
+/// [`single_write`](super::single_write) takes no turn of its own and a
+/// [`write_transaction`] is a savepoint under the batch's turn; on
+/// PostgreSQL, or without a writer thread, as [`run`](super::run) does.
 pub async fn write_together<T, F>(pool: &DbPool, work: F) -> Result<T, DbError>
 where
     F: Fn(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
