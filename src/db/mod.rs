@@ -94,8 +94,8 @@ impl DatabaseUrl {
     }
 }
 
-/// How long a SQLite statement waits for another process's lock.
-const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
+/// How long a SQLite statement waits for another process's lock: 10 s.
+const SQLITE_WAIT_FOR_LOCKS: &str = "PRAGMA busy_timeout = 10000";
 
 /// Opens connections of the backend the URL names, so that its real error
 /// reaches the user (diesel's generic `establish` hides it).
@@ -123,7 +123,7 @@ impl ConnectionManager {
                 // SQLite's 2 MiB): the kernel's page cache holds the file once
                 // for all of them.
                 conn.batch_execute(&format!(
-                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
+                    "{SQLITE_WAIT_FOR_LOCKS}; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
                      PRAGMA cache_size = -512;",
                 ))

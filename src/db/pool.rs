@@ -7,7 +7,7 @@ use diesel::{RunQueryDsl, connection::SimpleConnection, r2d2, r2d2::R2D2Connecti
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::{
-    ConnectionManager, DatabaseUrl, DbConnection, DbError, SQLITE_BUSY_TIMEOUT_MS,
+    ConnectionManager, DatabaseUrl, DbConnection, DbError, SQLITE_WAIT_FOR_LOCKS,
     breaker::{Breaker, PROBE_TIMEOUT},
     group::Writer,
 };
@@ -156,11 +156,10 @@ fn read_here<T>(
     let mut conn = pool.inner.try_get()?;
     conn.batch_execute("PRAGMA busy_timeout = 0").ok()?;
     let read = f(&mut conn);
-    let waits_again = format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}");
     // Setting it touches no file, so it does not fail in practice; if it
     // did, this connection's writes would fail at once on another process's
     // lock instead of waiting for it.
-    if let Err(e) = conn.batch_execute(&waits_again) {
+    if let Err(e) = conn.batch_execute(SQLITE_WAIT_FOR_LOCKS) {
         log::warn!("a SQLite connection could not restore its busy timeout: {e}");
     }
     Some(read)
