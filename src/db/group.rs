@@ -251,20 +251,38 @@ mod tests {
         insert(conn, "first")
     }
 
+    /// `a` and `b`, queued behind [`slow_first`] (which must be written too).
+    fn behind_a_slow_write<A, B>(
+        pool: &DbPool,
+        a: impl Fn(&mut DbConnection) -> Result<A, DbError> + Send + 'static,
+        b: impl Fn(&mut DbConnection) -> Result<B, DbError> + Send + 'static,
+    ) -> (Result<A, DbError>, Result<B, DbError>)
+    where
+        A: Send + 'static,
+        B: Send + 'static,
+    {
+        let (first, a, b) = block_on(join3(
+            write_together(pool, slow_first),
+            write_together(pool, a),
+            write_together(pool, b),
+        ));
+        first.expect("the slow first write");
+        (a, b)
+    }
+
     #[test]
     fn writes_queued_meanwhile_commit_together_and_single_writes_take_no_turn_inside() {
         let dir = tempfile::tempdir().expect("temp dir");
         let pool = pool_with_tables(&dir);
         let path = dir.path().join("t.db");
-        let (first, a, b) = block_on(join3(
-            write_together(&pool, slow_first),
-            write_together(&pool, |conn| insert(conn, "a")),
-            write_together(&pool, move |conn| {
+        let (a, b) = behind_a_slow_write(
+            &pool,
+            |conn| insert(conn, "a"),
+            move |conn| {
                 insert(conn, "b")?;
                 Ok((count(conn, "a"), count_elsewhere(&path, "a")))
-            }),
-        ));
-        first.expect("first");
+            },
+        );
         a.expect("a");
         // `b` sees `a`, which no other connection sees yet: one transaction.
         assert_eq!(b.expect("b"), (1, 0));
@@ -294,15 +312,14 @@ mod tests {
     fn a_write_that_fails_rolls_back_alone() {
         let dir = tempfile::tempdir().expect("temp dir");
         let pool = pool_with_tables(&dir);
-        let (first, bad, good) = block_on(join3(
-            write_together(&pool, slow_first),
-            write_together(&pool, |conn| {
+        let (bad, good) = behind_a_slow_write(
+            &pool,
+            |conn| {
                 insert(conn, "bad")?;
                 Err::<(), _>(DbError::Query(diesel::result::Error::NotFound))
-            }),
-            write_together(&pool, |conn| insert(conn, "good")),
-        ));
-        first.expect("first");
+            },
+            |conn| insert(conn, "good"),
+        );
         assert!(bad.expect_err("bad").is_not_found());
         good.expect("good");
         let mut conn = pool.get().expect("connection");
@@ -313,15 +330,14 @@ mod tests {
     fn a_write_that_panics_fails_alone() {
         let dir = tempfile::tempdir().expect("temp dir");
         let pool = pool_with_tables(&dir);
-        let (first, panicked, good) = block_on(join3(
-            write_together(&pool, slow_first),
-            write_together(&pool, |conn| {
+        let (panicked, good) = behind_a_slow_write(
+            &pool,
+            |conn| -> Result<(), DbError> {
                 insert(conn, "doomed")?;
                 panic!("a bug in a write");
-            }),
-            write_together(&pool, |conn| insert(conn, "good")),
-        ));
-        first.expect("first, written again alone");
+            },
+            |conn| insert(conn, "good"),
+        );
         assert!(matches!(panicked, Err::<(), _>(DbError::WriterStopped)));
         good.expect("good, written again alone");
         let mut conn = pool.get().expect("connection");
@@ -333,16 +349,15 @@ mod tests {
     fn a_batch_that_cannot_commit_is_written_again_one_by_one() {
         let dir = tempfile::tempdir().expect("temp dir");
         let pool = pool_with_tables(&dir);
-        let (first, orphan, good) = block_on(join3(
-            write_together(&pool, slow_first),
+        let (orphan, good) = behind_a_slow_write(
+            &pool,
             // A deferred foreign key: only the commit can refuse it.
-            write_together(&pool, |conn| {
+            |conn| {
                 diesel::sql_query("INSERT INTO child VALUES (42)").execute(conn)?;
                 Ok(())
-            }),
-            write_together(&pool, |conn| insert(conn, "good")),
-        ));
-        first.expect("first");
+            },
+            |conn| insert(conn, "good"),
+        );
         let refused = orphan.expect_err("no parent 42");
         assert!(
             matches!(
