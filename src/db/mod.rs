@@ -190,6 +190,23 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_keeps_one_plan_per_prepared_statement() {
+        // Set in .cargo/config.toml: without it, every `.first()` and page
+        // is parsed and planned again on each run, its bound LIMIT being a
+        // parameter the plan looked at.
+        let mut conn = SqliteConnection::establish(":memory:").expect("in-memory SQLite");
+        let qpsg: i32 = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+            "sqlite_compileoption_used('ENABLE_QPSG')",
+        ))
+        .get_result(&mut conn)
+        .expect("compile options");
+        assert_eq!(
+            qpsg, 1,
+            "the bundled SQLite is built with SQLITE_ENABLE_QPSG"
+        );
+    }
+
+    #[test]
     fn debug_hides_postgres_credentials() {
         let url = DatabaseUrl::parse("postgres://u:secret@h/db").expect("valid");
         assert!(!format!("{url:?}").contains("secret"));
