@@ -10,6 +10,9 @@ pub enum DbError {
     /// No connection could be had (pool timeout, server down).
     #[error("database unavailable")]
     Unavailable(#[source] r2d2::PoolError),
+    /// Every connection stayed in use while the caller waited for one.
+    #[error("every database connection stayed busy")]
+    Busy,
     /// A dedicated (unpooled) connection could not be opened.
     #[error("cannot connect to the database")]
     Connect(#[source] diesel::ConnectionError),
@@ -44,7 +47,7 @@ impl DbError {
     pub fn is_unavailable(&self) -> bool {
         use diesel::result::Error;
         match self {
-            Self::Unavailable(_) | Self::Connect(_) | Self::Down => true,
+            Self::Unavailable(_) | Self::Busy | Self::Connect(_) | Self::Down => true,
             Self::Batch(cause) => cause.is_unavailable(),
             Self::Query(Error::BrokenTransactionManager) => true,
             Self::Query(Error::DatabaseError(kind, _)) => matches!(

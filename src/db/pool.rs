@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 use actix_web::web;
 use diesel::{RunQueryDsl, connection::SimpleConnection, r2d2, r2d2::R2D2Connection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{
     ConnectionManager, DatabaseUrl, DbConnection, DbError, SQLITE_WAIT_FOR_LOCKS,
@@ -15,6 +16,9 @@ use super::{
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
+/// How long a caller waits for a connection before it is answered 503.
+const CONNECTION_WAIT: Duration = Duration::from_secs(3);
+
 /// The pool every request borrows from. Once the database is known to be
 /// down, callers get [`DbError::Down`] at once instead of each waiting for
 /// the pool's timeout; one caller per probe interval tries it again.
@@ -22,6 +26,11 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 pub struct DbPool {
     inner: r2d2::Pool<ConnectionManager>,
     breaker: Arc<Breaker>,
+    /// One permit per connection, handed out in arrival order: r2d2 keeps
+    /// no queue, so a newcomer could take a connection just given back
+    /// ahead of a caller that has waited long, and every waiter would hold
+    /// a blocking thread meanwhile.
+    turns: Arc<Semaphore>,
     /// Reads may run on the calling worker ([`read_here`]).
     reads_here: bool,
     /// SQLite's group commit ([`write_together`](super::write_together)).
@@ -52,6 +61,16 @@ impl DbPool {
             });
         }
         Err(DbError::Down)
+    }
+
+    /// A turn with a connection, once the callers that came first had
+    /// theirs; [`DbError::Busy`] after [`CONNECTION_WAIT`].
+    async fn turn(&self) -> Result<OwnedSemaphorePermit, DbError> {
+        match tokio::time::timeout(CONNECTION_WAIT, self.turns.clone().acquire_owned()).await {
+            Ok(Ok(turn)) => Ok(turn),
+            // The semaphore is never closed.
+            Ok(Err(_)) | Err(_) => Err(DbError::Busy),
+        }
     }
 
     /// Connections open and idle.
@@ -86,28 +105,33 @@ pub fn build_pool(url: &DatabaseUrl, size: u32) -> DbPool {
     let inner = r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(0))
-        .connection_timeout(Duration::from_secs(3))
+        .connection_timeout(CONNECTION_WAIT)
         .test_on_check_out(false)
         .build_unchecked(ConnectionManager::new(url.clone(), breaker.clone()));
     let sqlite = matches!(url, DatabaseUrl::Sqlite(_));
     DbPool {
         inner,
         breaker,
+        turns: Arc::new(Semaphore::new(size as usize)),
         reads_here: sqlite,
         writer: sqlite.then(Arc::default),
     }
 }
 
-/// Runs `f` with a pooled connection on the blocking pool, off the workers.
-/// While the database is known to be down it answers at once, on the worker.
+/// Runs `f` with a pooled connection on the blocking pool, off the workers,
+/// once the callers that came first had their turn; waiting takes no
+/// thread. While the database is known to be down it answers at once, on
+/// the worker.
 pub async fn run<T, F>(pool: &DbPool, f: F) -> Result<T, DbError>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
     T: Send + 'static,
 {
     pool.admit()?;
+    let turn = pool.turn().await?;
     let pool = pool.clone();
     web::block(move || {
+        let _turn = turn;
         let result = f(&mut *pool.inner.get().map_err(DbError::Unavailable)?);
         if result.as_ref().is_err_and(DbError::is_unavailable) {
             // A connection in use was lost: the server went away.
@@ -253,6 +277,53 @@ mod tests {
         .get_result(&mut *pool.get().expect("the one connection"))
         .expect("busy timeout");
         assert_eq!(timeout, 10_000);
+    }
+
+    #[test]
+    fn callers_wait_for_a_connection_in_arrival_order_without_holding_a_thread() {
+        use std::sync::{Mutex, mpsc};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .max_blocking_threads(2)
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pool = sqlite_pool(&dir, 1);
+        runtime.block_on(async {
+            let (release, held) = mpsc::channel::<()>();
+            let (holding, started) = tokio::sync::oneshot::channel();
+            let spawn_run = |f: Box<dyn FnOnce() + Send>| {
+                let pool = pool.clone();
+                tokio::spawn(async move { run(&pool, move |_| Ok(f())).await })
+            };
+            let holder = spawn_run(Box::new(move || {
+                let _ = holding.send(());
+                let _ = held.recv();
+            }));
+            started.await.expect("the holder has the one connection");
+            let order = Arc::new(Mutex::new(Vec::new()));
+            let mut waiters = Vec::new();
+            for i in 1..=3 {
+                let order = order.clone();
+                waiters.push(spawn_run(Box::new(move || {
+                    order.lock().expect("order").push(i);
+                })));
+                // Let it join the queue before the next one comes.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // Two blocking threads: one is the holder's; waiting took none.
+            let other_work = tokio::task::spawn_blocking(|| ());
+            tokio::time::timeout(Duration::from_secs(2), other_work)
+                .await
+                .expect("other blocking work runs while callers wait")
+                .expect("it ran");
+            release.send(()).expect("the holder waits");
+            holder.await.expect("holder").expect("its run");
+            for waiter in waiters {
+                waiter.await.expect("waiter").expect("its run");
+            }
+            assert_eq!(*order.lock().expect("order"), [1, 2, 3]);
+        });
     }
 
     #[test]
