@@ -294,7 +294,13 @@ mod tests {
             let (holding, started) = tokio::sync::oneshot::channel();
             let spawn_run = |f: Box<dyn FnOnce() + Send>| {
                 let pool = pool.clone();
-                tokio::spawn(async move { run(&pool, move |_| Ok(f())).await })
+                tokio::spawn(async move {
+                    run(&pool, move |_| {
+                        f();
+                        Ok(())
+                    })
+                    .await
+                })
             };
             let holder = spawn_run(Box::new(move || {
                 let _ = holding.send(());
