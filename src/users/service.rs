@@ -125,8 +125,8 @@ pub async fn list(
     };
     let ticket = cache.count_ticket();
     let search = known.is_none().then(|| query.search.clone());
-    // A counted early page in index order reads a few hundred rows at most:
-    // on SQLite that read is made on the worker when a connection is idle.
+    // A counted early page in index order walks a thousand index entries
+    // at most: on SQLite it is read on the worker when a connection is idle.
     let cheap = known.is_some() && query.walks_few_rows();
     let read = move |conn: &mut _| Ok(repo::list(conn, &query, known)?);
     let page = if cheap {

@@ -236,8 +236,8 @@ impl ListParams {
 }
 
 impl ListQuery {
-    /// Rows past the page's end that a cheap page may walk: a few hundred
-    /// index entries take SQLite tens of microseconds.
+    /// The index entries a cheap page may walk, its offset and its rows
+    /// together: SQLite steps over a thousand in tens of microseconds.
     const FEW_ROWS: i64 = 1000;
 
     /// Whether the page is read by walking an index from its start for at
