@@ -21,7 +21,9 @@ use diesel::{
 pub use error::DbError;
 pub use group::write_together;
 pub use listen::{Listener, notify};
-pub use pool::{DbPool, build_pool, ping, read_apart, run, run_migrations, run_migrations_on};
+pub use pool::{
+    DbPool, build_pool, ping, read, read_apart, run, run_migrations, run_migrations_on,
+};
 pub use timestamp::{MaybeStamp, Stamp};
 pub use transaction::{single_write, write_transaction};
 

@@ -156,9 +156,19 @@ where
     if !pool.reads_here {
         return None;
     }
+    Some(read(pool, f).await)
+}
+
+/// Reads with `f` on the calling worker when it can ([`read_here`]: SQLite,
+/// a connection idle), else through [`run`].
+pub async fn read<T, F>(pool: &DbPool, f: F) -> Result<T, DbError>
+where
+    F: Fn(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+    T: Send + 'static,
+{
     match read_here(pool, &f) {
-        Some(Ok(read)) => Some(Ok(read)),
-        _ => Some(run(pool, f).await),
+        Some(Ok(read)) => Ok(read),
+        _ => run(pool, f).await,
     }
 }
 

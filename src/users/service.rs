@@ -1,8 +1,9 @@
 //! What the `/users` endpoints do, each through one trip to the database
 //! off the actix workers; the cache is kept in step here. On SQLite a
-//! sighting and an early page of the list read apart from the writes, on
-//! the worker when a connection is idle ([`db::read_apart`]), and first
-//! logins are committed together ([`db::write_together`]).
+//! sighting reads apart from the writes ([`db::read_apart`]) and an early
+//! page of the list reads, both on the worker when a connection is idle
+//! ([`db::read`]); first logins are committed together
+//! ([`db::write_together`]).
 
 use std::sync::Arc;
 
@@ -128,15 +129,11 @@ pub async fn list(
     // A counted early page in index order walks a thousand index entries
     // at most: on SQLite it is read on the worker when a connection is idle.
     let cheap = known.is_some() && query.walks_few_rows();
-    let read = move |conn: &mut _| Ok(repo::list(conn, &query, known)?);
-    let page = if cheap {
-        db::read_apart(pool, read.clone()).await
+    let page = move |conn: &mut _| Ok(repo::list(conn, &query, known)?);
+    let (count, users) = if cheap {
+        db::read(pool, page).await?
     } else {
-        None
-    };
-    let (count, users) = match page {
-        Some(page) => page?,
-        None => db::run(pool, read).await?,
+        db::run(pool, page).await?
     };
     if let Some(search) = search {
         cache.put_count(ticket, search, count);
