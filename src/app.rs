@@ -37,7 +37,7 @@ use crate::{
     },
     metrics,
     openapi::pages::{self, Docs},
-    users::{self, UserCache},
+    users::{self, FirstLogins, UserCache},
 };
 
 /// A built server, bound to its port, not yet running.
@@ -82,6 +82,7 @@ impl Application {
             http: web::Data::new(settings.http),
             pool: web::Data::new(pool),
             users: web::Data::new(users),
+            first_logins: web::Data::new(FirstLogins::default()),
             verifier: web::Data::new(verifier),
             draining: web::Data::new(draining.clone()),
             metrics: web::Data::new(metrics::handle()),
@@ -280,6 +281,7 @@ struct State {
     metadata: web::Data<ProtectedResource>,
     pool: web::Data<DbPool>,
     users: web::Data<UserCache>,
+    first_logins: web::Data<FirstLogins>,
     verifier: web::Data<Verifier>,
     dpop: Dpop,
     draining: web::Data<Draining>,
@@ -349,6 +351,7 @@ impl State {
             .app_data(self.metadata.clone())
             .app_data(self.pool.clone())
             .app_data(self.users.clone())
+            .app_data(self.first_logins.clone())
             .app_data(self.verifier.clone())
             // Read by every rejection, to list the challenges the mode allows.
             .app_data(web::Data::new(self.dpop.mode()))

@@ -8,6 +8,9 @@
 //! commits once, and only then answers each caller: one write's failure
 //! rolls back its savepoint only, and when the batch itself cannot commit,
 //! each write is tried again alone, so every caller gets its own answer.
+//!
+//! The thread and its queue ([`batches`]) also insert PostgreSQL's first
+//! logins together (`users::first_logins`).
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
@@ -19,10 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{DbConnection, DbError, DbPool, transaction::sqlite_depth, write_transaction};
 
-/// Writes committed together at most.
+/// Items (writes, rows) handled together at most.
 const MAX_BATCH: usize = 64;
 
-/// Writes waiting at most; callers beyond it wait to be queued.
+/// Items waiting at most; callers beyond it wait to be queued.
 const QUEUE: usize = 1024;
 
 /// The writer thread of one pool, started by its first write. The thread
@@ -112,11 +115,23 @@ where
 }
 
 fn start(pool: DbPool) -> Option<mpsc::Sender<Box<dyn Write>>> {
-    let (queue, mut waiting) = mpsc::channel::<Box<dyn Write>>(QUEUE);
-    let spawned = std::thread::Builder::new()
-        .name("sqlite-writer".into())
+    batches("sqlite-writer", move |batch| write(&pool, batch))
+        .inspect_err(|e| log::warn!("no SQLite writer thread ({e}): writes take turns one by one"))
+        .ok()
+}
+
+/// A queue of [`QUEUE`] items drained by a thread of its own, which hands
+/// `handle` whatever waits (up to [`MAX_BATCH`] items) at once: the more
+/// callers queue while a batch is handled, the larger the next. The thread
+/// ends when the queue's last sender is dropped.
+pub fn batches<T: Send + 'static>(
+    name: &str,
+    mut handle: impl FnMut(Vec<T>) + Send + 'static,
+) -> std::io::Result<mpsc::Sender<T>> {
+    let (queue, mut waiting) = mpsc::channel::<T>(QUEUE);
+    std::thread::Builder::new()
+        .name(name.into())
         .spawn(move || {
-            // Ends when the pool, and with it the queue's sender, is dropped.
             while let Some(first) = waiting.blocking_recv() {
                 let mut batch = vec![first];
                 while batch.len() < MAX_BATCH {
@@ -125,16 +140,10 @@ fn start(pool: DbPool) -> Option<mpsc::Sender<Box<dyn Write>>> {
                         Err(_) => break,
                     }
                 }
-                write(&pool, batch);
+                handle(batch);
             }
-        });
-    match spawned {
-        Ok(_) => Some(queue),
-        Err(e) => {
-            log::warn!("no SQLite writer thread ({e}): writes take turns one by one");
-            None
-        }
-    }
+        })?;
+    Ok(queue)
 }
 
 /// Why a batch did not commit.

@@ -19,7 +19,7 @@ use diesel::{
 };
 
 pub use error::DbError;
-pub use group::write_together;
+pub use group::{batches, write_together};
 pub use listen::{Listener, notify};
 pub use pool::{
     DbPool, build_pool, ping, read, read_apart, run, run_migrations, run_migrations_on,

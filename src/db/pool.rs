@@ -83,6 +83,11 @@ impl DbPool {
         self.inner.max_size()
     }
 
+    /// Whether the database is PostgreSQL (else SQLite).
+    pub fn is_postgres(&self) -> bool {
+        !self.reads_here
+    }
+
     /// Its group-commit writer (SQLite only).
     pub(super) fn writer(&self) -> Option<&Writer> {
         self.writer.as_deref()

@@ -13,7 +13,7 @@ use actix_web::{
     web,
 };
 
-use super::{User, UserCache, service};
+use super::{FirstLogins, User, UserCache, service};
 use crate::{
     auth::{Authenticated, Principal},
     db::DbPool,
@@ -50,15 +50,16 @@ async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
 }
 
 async fn current_user(req: &ServiceRequest, principal: &Principal) -> Result<Arc<User>, ApiError> {
-    let (Some(pool), Some(cache)) = (
+    let (Some(pool), Some(cache), Some(first_logins)) = (
         req.app_data::<web::Data<DbPool>>(),
         req.app_data::<web::Data<UserCache>>(),
+        req.app_data::<web::Data<FirstLogins>>(),
     ) else {
         return Err(ApiError::Internal(
-            "the users scope is wired without a pool or user cache".into(),
+            "the users scope is wired without a pool, user cache or first-login queue".into(),
         ));
     };
-    let user = service::sighting(pool, cache, principal).await?;
+    let user = service::sighting(pool, cache, first_logins, principal).await?;
     if !user.is_active {
         return Err(ApiError::Inactive);
     }

@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod current_user;
 pub mod dto;
+pub mod first_logins;
 pub mod handlers;
 pub mod invalidation;
 pub mod model;
@@ -13,4 +14,5 @@ pub mod service;
 
 pub use cache::UserCache;
 pub use current_user::CurrentUser;
+pub use first_logins::FirstLogins;
 pub use model::User;

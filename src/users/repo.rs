@@ -87,6 +87,30 @@ fn create_unless_tombstoned(conn: &mut DbConnection, new: &NewUser<'_>) -> Query
     }
 }
 
+/// Inserts, in one statement (one transaction, one commit), the rows of
+/// `new` whose `sub` has no row yet, and returns those it inserted; a sub
+/// that has one, or that another row of `new` names too, is left out.
+/// `NotFound`, with nothing written, when one of them is tombstoned: the
+/// trigger refuses the whole statement. PostgreSQL only (a SQLite batch is
+/// a transaction of single inserts, [`write_together`](crate::db::write_together)).
+pub fn create_absent(conn: &mut DbConnection, new: &[NewUser<'_>]) -> QueryResult<Vec<User>> {
+    let DbConnection::Pg(pg) = conn else {
+        return Err(Error::QueryBuilderError(
+            "create_absent is for PostgreSQL".into(),
+        ));
+    };
+    let inserted = diesel::insert_into(users::table)
+        .values(new)
+        .on_conflict(users::sub)
+        .do_nothing()
+        .returning(User::as_returning())
+        .get_results(pg);
+    match inserted {
+        Err(Error::DatabaseError(_, info)) if info.message() == TOMBSTONED => Err(Error::NotFound),
+        inserted => inserted,
+    }
+}
+
 /// Lifts the subject's tombstone if any, creates the row an admin asked
 /// for and tells the other replicas, in one transaction; a unique
 /// violation when the `sub` is taken.

@@ -3,7 +3,8 @@
 //! sighting reads apart from the writes ([`db::read_apart`]) and an early
 //! page of the list reads, both on the worker when a connection is idle
 //! ([`db::read`]); first logins are committed together
-//! ([`db::write_together`]).
+//! ([`db::write_together`]). On PostgreSQL a sighting is one round trip,
+//! and first logins are inserted together ([`FirstLogins`]).
 
 use std::sync::Arc;
 
@@ -11,13 +12,14 @@ use super::{
     UserCache,
     cache::Cached,
     dto::CreateUser,
+    first_logins::{FirstLogins, FirstSight},
     model::{NewUser, User, UserChanges, now},
     query::ListQuery,
     repo,
 };
 use crate::{
     auth::{Principal, Verifier},
-    db::{self, DbError, DbPool},
+    db::{self, DbConnection, DbError, DbPool},
     error::ApiError,
     fields::{Email, Name},
 };
@@ -29,6 +31,7 @@ use crate::{
 pub async fn sighting(
     pool: &DbPool,
     cache: &UserCache,
+    first_logins: &FirstLogins,
     principal: &Principal,
 ) -> Result<Arc<User>, ApiError> {
     let sub = principal.sub.as_str();
@@ -36,7 +39,7 @@ pub async fn sighting(
         return known;
     }
     let ticket = cache.ticket(sub);
-    let read = read_or_create(pool, principal).await;
+    let read = read_or_create(pool, first_logins, principal).await;
     let entry = match read {
         Ok((user, created)) => {
             if created {
@@ -71,33 +74,60 @@ fn recent(entry: Cached) -> Option<Result<Arc<User>, ApiError>> {
 
 /// The caller's row from the database, created if absent (then `true`);
 /// `NotFound` when the subject is tombstoned.
-async fn read_or_create(pool: &DbPool, principal: &Principal) -> Result<(User, bool), DbError> {
-    let sub = principal.sub.to_string();
-    // Most sightings find a row seen within the interval: that read is all
-    // they need. On SQLite it is made apart from the writes (on the worker
-    // when it can be); on PostgreSQL it is part of the one round trip below.
-    let read = {
-        let sub = sub.clone();
-        move |conn: &mut _| Ok(repo::find_by_sub(conn, &sub)?)
+async fn read_or_create(
+    pool: &DbPool,
+    first_logins: &FirstLogins,
+    principal: &Principal,
+) -> Result<(User, bool), DbError> {
+    let sight = FirstSight {
+        sub: principal.sub.to_string(),
+        email: principal.email.as_ref().map(Email::to_string),
+        name: principal.name.as_ref().map(Name::to_string),
     };
-    if let Some(known) = db::read_apart(pool, read).await
-        && let Some(user) = known?
-        && repo::seen_recently(&user, now())
-    {
-        return Ok((user, false));
+    if pool.is_postgres() {
+        // One round trip finds the row (and records a stale sighting);
+        // only a subject without one waits for its batch of first logins.
+        let find = {
+            let sub = sight.sub.clone();
+            move |conn: &mut _| match repo::find_by_sub(conn, &sub)? {
+                Some(user) => Ok(Some(touched(conn, user)?)),
+                None => Ok(None),
+            }
+        };
+        if let Some(user) = db::run(pool, find).await? {
+            return Ok((user, false));
+        }
+        if let Some(user) = first_logins.insert(pool, sight.clone()).await? {
+            return Ok((user, true));
+        }
+        // Another request or replica inserted it meanwhile: read theirs below.
+    } else {
+        // Most sightings find a row seen within the interval: that read is
+        // all they need, made apart from the writes (on the worker when it
+        // can be).
+        let sub = sight.sub.clone();
+        let read = move |conn: &mut _| Ok(repo::find_by_sub(conn, &sub)?);
+        if let Some(known) = db::read_apart(pool, read).await
+            && let Some(user) = known?
+            && repo::seen_recently(&user, now())
+        {
+            return Ok((user, false));
+        }
     }
-    let email = principal.email.as_ref().map(Email::to_string);
-    let name = principal.name.as_ref().map(Name::to_string);
     // On SQLite, committed together with the first logins arriving meanwhile.
     db::write_together(pool, move |conn| {
-        let new = NewUser::first_sight(&sub, email.as_deref(), name.as_deref());
-        let (mut user, created) = repo::get_or_create(conn, &new)?;
-        if let Some(seen) = repo::touch_last_seen(conn, &user)? {
-            user.last_seen_at = Some(seen);
-        }
-        Ok((user, created))
+        let (user, created) = repo::get_or_create(conn, &sight.row())?;
+        Ok((touched(conn, user)?, created))
     })
     .await
+}
+
+/// `user`, with its sighting recorded now if the last one is stale.
+fn touched(conn: &mut DbConnection, mut user: User) -> Result<User, DbError> {
+    if let Some(seen) = repo::touch_last_seen(conn, &user)? {
+        user.last_seen_at = Some(seen);
+    }
+    Ok(user)
 }
 
 /// One page of users and the count of all that match: counted once, then

@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod database;
 mod dpop;
+mod first_logins;
 mod fleet;
 mod hardening;
 mod issuers;
