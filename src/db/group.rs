@@ -178,7 +178,7 @@ fn write(pool: &DbPool, mut batch: Vec<Box<dyn Write>>) {
 }
 
 fn commit(pool: &DbPool, batch: &mut [Box<dyn Write>]) -> Result<(), Failed> {
-    let mut conn = pool.get().map_err(Failed::NotBegun)?;
+    let mut conn = pool.get_in_turn().map_err(Failed::NotBegun)?;
     let mut began = false;
     write_transaction(&mut conn, |conn| {
         began = true;

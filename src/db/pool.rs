@@ -44,6 +44,22 @@ impl DbPool {
         self.inner.get().map_err(DbError::Unavailable)
     }
 
+    /// A connection for a thread of the pool's own (a batch's), taken in
+    /// turn with the callers of [`run`]: this thread blocks until those that
+    /// came first had theirs, so no caller holding a turn waits for the
+    /// connection this thread took. No timeout but that of the callers
+    /// ahead.
+    pub fn get_in_turn(&self) -> Result<InTurn, DbError> {
+        self.admit()?;
+        // The semaphore is never closed.
+        let turn = futures_executor::block_on(self.turns.clone().acquire_owned())
+            .map_err(|_| DbError::Busy)?;
+        Ok(InTurn {
+            conn: self.inner.get()?,
+            _turn: turn,
+        })
+    }
+
     /// `Down` at once while the database is known to be down; then, once per
     /// probe interval, a probe on its own thread finds out whether it is back,
     /// so no caller ever waits for it.
@@ -99,6 +115,27 @@ impl DbPool {
             writer: None,
             ..self.clone()
         }
+    }
+}
+
+/// A pooled connection and the turn it was taken in, both given back when
+/// dropped ([`DbPool::get_in_turn`]).
+pub struct InTurn {
+    conn: r2d2::PooledConnection<ConnectionManager>,
+    _turn: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for InTurn {
+    type Target = DbConnection;
+
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for InTurn {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
     }
 }
 

@@ -68,7 +68,7 @@ impl FirstLogins {
 /// all), each row is inserted again alone, so only its own failure reaches
 /// a caller; without a connection, every caller is told so.
 fn insert(pool: &DbPool, batch: Vec<Login>) {
-    let mut conn = match pool.get() {
+    let mut conn = match pool.get_in_turn() {
         Ok(conn) => conn,
         Err(e) => {
             let e = std::sync::Arc::new(e);
