@@ -22,7 +22,7 @@ pub use error::DbError;
 pub use group::{batches, write_together};
 pub use listen::{Listener, notify};
 pub use pool::{
-    DbPool, InTurn, build_pool, ping, read, read_apart, run, run_migrations, run_migrations_on,
+    CONNECTION_WAIT, DbPool, InTurn, build_pool, ping, read, run, run_migrations, run_migrations_on,
 };
 pub use timestamp::{MaybeStamp, Stamp};
 pub use transaction::{single_write, write_transaction};

@@ -17,7 +17,7 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// How long a caller waits for a connection before it is answered 503.
-const CONNECTION_WAIT: Duration = Duration::from_secs(3);
+pub const CONNECTION_WAIT: Duration = Duration::from_secs(3);
 
 /// The pool every request borrows from. Once the database is known to be
 /// down, callers get [`DbError::Down`] at once instead of each waiting for
@@ -99,6 +99,14 @@ impl DbPool {
         self.inner.max_size()
     }
 
+    /// Tells the breaker when `error`, met on a connection in use, shows
+    /// that the server went away.
+    pub fn note(&self, error: &DbError) {
+        if error.is_unavailable() {
+            self.breaker.record_failure();
+        }
+    }
+
     /// Whether the database is PostgreSQL (else SQLite).
     pub fn is_postgres(&self) -> bool {
         !self.reads_here
@@ -175,30 +183,13 @@ where
     web::block(move || {
         let _turn = turn;
         let result = f(&mut *pool.inner.get().map_err(DbError::Unavailable)?);
-        if result.as_ref().is_err_and(DbError::is_unavailable) {
-            // A connection in use was lost: the server went away.
-            pool.breaker.record_failure();
+        if let Err(e) = &result {
+            pool.note(e);
         }
         result
     })
     .await
     .map_err(DbError::Interrupted)?
-}
-
-/// Reads with `f` apart from the writes, on SQLite: on the calling worker
-/// when a connection is idle ([`read_here`]), else on the blocking pool, so
-/// that reads never queue behind [`write_together`](super::write_together).
-/// `None` on PostgreSQL, where a read and the write it may lead to are
-/// better one round trip together.
-pub async fn read_apart<T, F>(pool: &DbPool, f: F) -> Option<Result<T, DbError>>
-where
-    F: Fn(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
-    T: Send + 'static,
-{
-    if !pool.reads_here {
-        return None;
-    }
-    Some(read(pool, f).await)
 }
 
 /// Reads with `f` on the calling worker when it can ([`read_here`]: SQLite,
@@ -385,12 +376,10 @@ mod tests {
     }
 
     #[test]
-    fn postgres_reads_are_never_apart() {
-        // Never connected: neither function may even try.
+    fn postgres_reads_are_never_made_on_the_worker() {
+        // Never connected: it may not even try.
         let url = DatabaseUrl::Postgres("postgres://nobody@127.0.0.1:1/none".into());
         let pool = build_pool(&url, 1);
         assert!(read_one(&pool).is_none());
-        let apart = futures::executor::block_on(read_apart(&pool, |_| Ok(1)));
-        assert!(apart.is_none());
     }
 }

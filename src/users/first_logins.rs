@@ -4,14 +4,18 @@
 //! in one statement, so that a burst of new users pays one commit a batch.
 //! (On SQLite, [`db::write_together`] commits all writes so.)
 
-use std::{collections::HashMap, sync::OnceLock};
+use std::{
+    collections::HashMap,
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::OnceLock,
+};
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::{User, model::NewUser, repo};
-use crate::db::{self, DbError, DbPool};
+use crate::db::{self, DbConnection, DbError, DbPool};
 
-/// The rows of a subject seen for the first time, owned until inserted.
+/// The row of a subject seen for the first time, owned until inserted.
 #[derive(Clone)]
 pub struct FirstSight {
     /// The subject.
@@ -29,82 +33,135 @@ impl FirstSight {
     }
 }
 
+/// What a first login is told: its row when it inserted it, `None` when the
+/// subject has a row already or is tombstoned.
+type Answer = Result<Option<User>, DbError>;
+
 /// A first login waiting for its batch.
 struct Login {
     sight: FirstSight,
-    answer: oneshot::Sender<Result<Option<User>, DbError>>,
+    answer: oneshot::Sender<Answer>,
 }
 
-/// The inserting thread of one replica, started by the first login.
-#[derive(Default)]
-pub struct FirstLogins(OnceLock<Option<mpsc::Sender<Login>>>);
+/// The inserting thread of one replica's pool, started by its first login.
+pub struct FirstLogins {
+    pool: DbPool,
+    queue: OnceLock<Option<mpsc::Sender<Login>>>,
+}
 
 impl FirstLogins {
+    /// First logins into `pool`'s database.
+    pub fn new(pool: DbPool) -> Self {
+        Self {
+            pool,
+            queue: OnceLock::new(),
+        }
+    }
+
     /// Inserts `sight`'s row with the first logins queued meanwhile:
-    /// `Some` with the row when this inserted it, `None` when its subject
-    /// has a row already (another replica's or request's, just inserted);
-    /// `NotFound` when the subject is tombstoned.
-    pub async fn insert(&self, pool: &DbPool, sight: FirstSight) -> Result<Option<User>, DbError> {
-        let queue = self.0.get_or_init(|| {
-            let pool = pool.clone();
-            db::batches("first-logins", move |batch| insert(&pool, batch))
-                .inspect_err(|e| log::warn!("no first-login thread ({e}): each inserts alone"))
-                .ok()
-        });
-        let Some(queue) = queue else {
-            return db::run(pool, move |conn| insert_one(conn, &sight)).await;
+    /// `Some` with the row when this inserted it; `None` when its subject
+    /// has a row already (another request's or replica's, just inserted) or
+    /// a tombstone, which the caller tells apart by reading the row.
+    /// [`DbError::Busy`] when no answer came within the wait for a
+    /// connection (the insert may still happen).
+    pub async fn insert(&self, sight: FirstSight) -> Answer {
+        let Some(queue) = self.queue() else {
+            return db::run(&self.pool, move |conn| insert_alone(conn, &sight)).await;
         };
         let (answer, answered) = oneshot::channel();
-        queue
-            .send(Login { sight, answer })
-            .await
-            .map_err(|_| DbError::WriterStopped)?;
-        answered.await.map_err(|_| DbError::WriterStopped)?
+        let waited = tokio::time::timeout(db::CONNECTION_WAIT, async {
+            match queue.send(Login { sight, answer }).await {
+                Ok(()) => answered.await.unwrap_or(Err(DbError::WriterStopped)),
+                // The thread is gone: this login inserts alone.
+                Err(mpsc::error::SendError(login)) => {
+                    db::run(&self.pool, move |conn| insert_alone(conn, &login.sight)).await
+                }
+            }
+        });
+        waited.await.unwrap_or(Err(DbError::Busy))
+    }
+
+    fn queue(&self) -> Option<&mpsc::Sender<Login>> {
+        self.queue
+            .get_or_init(|| {
+                let pool = self.pool.clone();
+                db::batches("first-logins", move |batch| insert_batch(&pool, batch))
+                    .inspect_err(|e| log::warn!("no first-login thread ({e}): each inserts alone"))
+                    .ok()
+            })
+            .as_ref()
     }
 }
 
 /// Inserts the rows of `batch` in one statement and answers each login.
-/// Should the statement fail (a tombstoned subject among them refuses it
-/// all), each row is inserted again alone, so only its own failure reaches
-/// a caller; without a connection, every caller is told so.
-fn insert(pool: &DbPool, batch: Vec<Login>) {
+/// Should the statement fail, each row is inserted again alone, so only
+/// its own failure reaches a caller; without a connection, every caller is
+/// told so.
+fn insert_batch(pool: &DbPool, mut batch: Vec<Login>) {
+    // A caller that went away (its request was cancelled or timed out)
+    // needs no row.
+    batch.retain(|login| !login.answer.is_closed());
+    if batch.is_empty() {
+        return;
+    }
     let mut conn = match pool.get_in_turn() {
         Ok(conn) => conn,
-        Err(e) => {
-            let e = std::sync::Arc::new(e);
-            for login in batch {
-                let _ = login.answer.send(Err(DbError::Batch(e.clone())));
-            }
-            return;
-        }
+        Err(e) => return answer_all(batch, e),
     };
     let rows: Vec<NewUser<'_>> = batch.iter().map(|login| login.sight.row()).collect();
-    match repo::create_absent(&mut conn, &rows) {
-        Ok(inserted) => {
-            let mut inserted: HashMap<String, User> = inserted
-                .into_iter()
-                .map(|user| (user.sub.clone(), user))
-                .collect();
-            for login in batch {
-                // A caller that went away (its request was cancelled) needs no answer.
-                let _ = login.answer.send(Ok(inserted.remove(&login.sight.sub)));
+    let inserted = catch_unwind(AssertUnwindSafe(|| repo::create_absent(&mut conn, &rows)));
+    match inserted {
+        Ok(Ok(inserted)) => answer_inserted(batch, inserted),
+        Ok(Err(e)) => {
+            let e = DbError::from(e);
+            pool.note(&e);
+            if e.is_unavailable() || batch.len() == 1 {
+                return answer_all(batch, e);
             }
-        }
-        Err(e) if batch.len() == 1 => {
-            if let Some(login) = batch.into_iter().next() {
-                let _ = login.answer.send(Err(e.into()));
+            // A tombstone committed since the statement looked for them, say.
+            log::warn!(
+                "a batch of {} first logins failed ({e}); each is inserted alone",
+                batch.len()
+            );
+            for login in batch {
+                let alone = insert_alone(&mut conn, &login.sight);
+                let _ = login.answer.send(alone);
             }
         }
         Err(_) => {
-            for login in batch {
-                let alone = insert_one(&mut conn, &login.sight);
-                let _ = login.answer.send(alone);
-            }
+            log::error!("inserting a batch of first logins panicked");
+            answer_all(batch, DbError::WriterStopped);
         }
     }
 }
 
-fn insert_one(conn: &mut db::DbConnection, sight: &FirstSight) -> Result<Option<User>, DbError> {
+/// Answers each login with its row if the batch inserted it.
+fn answer_inserted(batch: Vec<Login>, inserted: Vec<User>) {
+    let mut inserted: HashMap<String, User> = inserted
+        .into_iter()
+        .map(|user| (user.sub.clone(), user))
+        .collect();
+    for login in batch {
+        // One row per subject: a second login of it in the batch gets `None`.
+        let _ = login.answer.send(Ok(inserted.remove(&login.sight.sub)));
+    }
+}
+
+/// Answers every login of `batch` with why it could not be written.
+fn answer_all(mut batch: Vec<Login>, e: DbError) {
+    if batch.len() == 1 {
+        if let Some(login) = batch.pop() {
+            let _ = login.answer.send(Err(e));
+        }
+        return;
+    }
+    let e = std::sync::Arc::new(e);
+    for login in batch {
+        let _ = login.answer.send(Err(DbError::Batch(e.clone())));
+    }
+}
+
+fn insert_alone(conn: &mut DbConnection, sight: &FirstSight) -> Answer {
     let mut inserted = repo::create_absent(conn, &[sight.row()])?;
     Ok(inserted.pop())
 }

@@ -88,19 +88,37 @@ fn create_unless_tombstoned(conn: &mut DbConnection, new: &NewUser<'_>) -> Query
 }
 
 /// Inserts, in one statement (one transaction, one commit), the rows of
-/// `new` whose `sub` has no row yet, and returns those it inserted; a sub
-/// that has one, or that another row of `new` names too, is left out.
-/// `NotFound`, with nothing written, when one of them is tombstoned: the
-/// trigger refuses the whole statement. PostgreSQL only (a SQLite batch is
-/// a transaction of single inserts, [`write_together`](crate::db::write_together)).
+/// `new` whose `sub` has neither a row nor a tombstone, and returns those it
+/// inserted; the others, and a second row of one `sub`, are left out.
+/// `NotFound`, with nothing written, when a tombstone of one of them is
+/// committed after it was looked for: the trigger refuses the whole
+/// statement then. The rows go in in `sub` order, so that two replicas'
+/// batches wait on each other's index entries in one order and never
+/// deadlock. PostgreSQL only (a SQLite batch is a transaction of single
+/// inserts, [`write_together`](crate::db::write_together)).
 pub fn create_absent(conn: &mut DbConnection, new: &[NewUser<'_>]) -> QueryResult<Vec<User>> {
     let DbConnection::Pg(pg) = conn else {
         return Err(Error::QueryBuilderError(
             "create_absent is for PostgreSQL".into(),
         ));
     };
+    let subs: Vec<&str> = new.iter().map(|row| row.sub).collect();
+    let tombstoned: Vec<String> = user_tombstones::table
+        .filter(user_tombstones::sub.eq_any(&subs))
+        .select(user_tombstones::sub)
+        .load(pg)?;
+    let mut rows: Vec<NewUser<'_>> = new
+        .iter()
+        .filter(|row| !tombstoned.iter().any(|sub| sub == row.sub))
+        .cloned()
+        .collect();
+    rows.sort_unstable_by_key(|row| row.sub);
+    rows.dedup_by_key(|row| row.sub);
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
     let inserted = diesel::insert_into(users::table)
-        .values(new)
+        .values(rows)
         .on_conflict(users::sub)
         .do_nothing()
         .returning(User::as_returning())

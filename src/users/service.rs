@@ -1,10 +1,9 @@
 //! What the `/users` endpoints do, each through one trip to the database
 //! off the actix workers; the cache is kept in step here. On SQLite a
-//! sighting reads apart from the writes ([`db::read_apart`]) and an early
-//! page of the list reads, both on the worker when a connection is idle
-//! ([`db::read`]); first logins are committed together
-//! ([`db::write_together`]). On PostgreSQL a sighting is one round trip,
-//! and first logins are inserted together ([`FirstLogins`]).
+//! sighting reads apart from the writes, and so does an early page of the
+//! list, both on the worker when a connection is idle ([`db::read`]); first logins are committed together
+//! ([`db::write_together`]). On PostgreSQL a sighting is one hop to the
+//! blocking pool, and first logins are inserted together ([`FirstLogins`]).
 
 use std::sync::Arc;
 
@@ -84,35 +83,13 @@ async fn read_or_create(
         email: principal.email.as_ref().map(Email::to_string),
         name: principal.name.as_ref().map(Name::to_string),
     };
-    if pool.is_postgres() {
-        // One round trip finds the row (and records a stale sighting);
-        // only a subject without one waits for its batch of first logins.
-        let find = {
-            let sub = sight.sub.clone();
-            move |conn: &mut _| match repo::find_by_sub(conn, &sub)? {
-                Some(user) => Ok(Some(touched(conn, user)?)),
-                None => Ok(None),
-            }
-        };
-        if let Some(user) = db::run(pool, find).await? {
-            return Ok((user, false));
-        }
-        if let Some(user) = first_logins.insert(pool, sight.clone()).await? {
-            return Ok((user, true));
-        }
-        // Another request or replica inserted it meanwhile: read theirs below.
+    let found = if pool.is_postgres() {
+        find_on_postgres(pool, first_logins, &sight).await?
     } else {
-        // Most sightings find a row seen within the interval: that read is
-        // all they need, made apart from the writes (on the worker when it
-        // can be).
-        let sub = sight.sub.clone();
-        let read = move |conn: &mut _| Ok(repo::find_by_sub(conn, &sub)?);
-        if let Some(known) = db::read_apart(pool, read).await
-            && let Some(user) = known?
-            && repo::seen_recently(&user, now())
-        {
-            return Ok((user, false));
-        }
+        find_on_sqlite(pool, &sight.sub).await?
+    };
+    if let Some(found) = found {
+        return Ok(found);
     }
     // On SQLite, committed together with the first logins arriving meanwhile.
     db::write_together(pool, move |conn| {
@@ -120,6 +97,40 @@ async fn read_or_create(
         Ok((touched(conn, user)?, created))
     })
     .await
+}
+
+/// On PostgreSQL, one hop to the blocking pool finds the row (and records
+/// a stale sighting); a subject without one waits for its batch of first
+/// logins. `None` when neither answered: another request or replica
+/// inserted the row meanwhile, or the subject is tombstoned.
+async fn find_on_postgres(
+    pool: &DbPool,
+    first_logins: &FirstLogins,
+    sight: &FirstSight,
+) -> Result<Option<(User, bool)>, DbError> {
+    let sub = sight.sub.clone();
+    let find = move |conn: &mut _| match repo::find_by_sub(conn, &sub)? {
+        Some(user) => Ok(Some(touched(conn, user)?)),
+        None => Ok(None),
+    };
+    if let Some(user) = db::run(pool, find).await? {
+        return Ok(Some((user, false)));
+    }
+    Ok(first_logins
+        .insert(sight.clone())
+        .await?
+        .map(|user| (user, true)))
+}
+
+/// On SQLite, most sightings find a row seen within the interval: that read
+/// is all they need, made apart from the writes (on the worker when it can
+/// be). `None` when there is more to do.
+async fn find_on_sqlite(pool: &DbPool, sub: &str) -> Result<Option<(User, bool)>, DbError> {
+    let sub = sub.to_owned();
+    let user = db::read(pool, move |conn| Ok(repo::find_by_sub(conn, &sub)?)).await?;
+    Ok(user
+        .filter(|user| repo::seen_recently(user, now()))
+        .map(|user| (user, false)))
 }
 
 /// `user`, with its sighting recorded now if the last one is stale.

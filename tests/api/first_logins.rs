@@ -17,14 +17,20 @@ use crate::{
     },
 };
 
-/// The subject whose row another session holds uncommitted.
+/// The subject whose row another session holds uncommitted, without an
+/// email; its login's token carries this one.
 const HELD: &str = "auth0|first-logins-held";
+const HELD_EMAIL: &str = "held@example.com";
 
 /// `/users/me` with each of `tokens`, sent while the first login of [`HELD`]
 /// waits on the unique index for another session's uncommitted row of that
 /// subject: the answer to [`HELD`]'s login, then theirs, once that session
-/// rolled back.
-async fn behind_a_held_insert(app: &TestApp, tokens: &[String]) -> (Response, Vec<Response>) {
+/// ended with `end` (`COMMIT` or `ROLLBACK`).
+async fn behind_a_held_insert(
+    app: &TestApp,
+    tokens: &[String],
+    end: &str,
+) -> (Response, Vec<Response>) {
     let mut holder = PgConnection::establish(&app.database_url).expect("holder connection");
     holder
         .batch_execute(&format!(
@@ -32,7 +38,7 @@ async fn behind_a_held_insert(app: &TestApp, tokens: &[String]) -> (Response, Ve
              VALUES ('{HELD}', now(), now());"
         ))
         .expect("an uncommitted row");
-    let held_token = app.token(HELD, &[]);
+    let held_token = app.token_with(HELD, &[], &json!({ "email": HELD_EMAIL }));
     let held = app.get_me(&held_token);
     let behind = async {
         // The held login's batch is waiting on the lock by then …
@@ -40,7 +46,9 @@ async fn behind_a_held_insert(app: &TestApp, tokens: &[String]) -> (Response, Ve
         let (answers, ()) = join(join_all(tokens.iter().map(|t| app.get_me(t))), async {
             // … and these logins have queued behind it.
             actix_web::rt::time::sleep(Duration::from_millis(700)).await;
-            holder.batch_execute("ROLLBACK").expect("rollback");
+            holder
+                .batch_execute(end)
+                .expect("end of the holder's transaction");
         })
         .await;
         answers
@@ -66,10 +74,11 @@ async fn transactions_inserting(database_url: &str, prefix: &str) -> i64 {
     .n
 }
 
-async fn assert_user(response: Response, sub: &str) {
+async fn assert_user(response: Response, sub: &str) -> Value {
     assert_eq!(response.status(), 200, "{sub}");
     let user: Value = response.json().await.expect("user json");
     assert_eq!(user["sub"], sub);
+    user
 }
 
 #[actix_web::test]
@@ -80,8 +89,9 @@ async fn first_logins_queued_behind_an_insert_are_inserted_in_one_transaction() 
     let app = TestApp::spawn_on(backend).await;
     let subs: Vec<String> = (0..8).map(|i| format!("auth0|batched-{i}")).collect();
     let tokens: Vec<String> = subs.iter().map(|s| app.token(s, &[])).collect();
-    let (held, behind) = behind_a_held_insert(&app, &tokens).await;
-    assert_user(held, HELD).await;
+    let (held, behind) = behind_a_held_insert(&app, &tokens, "ROLLBACK").await;
+    let user = assert_user(held, HELD).await;
+    assert_eq!(user["email"], HELD_EMAIL, "the row its login inserted");
     for (answer, sub) in behind.into_iter().zip(&subs) {
         assert_user(answer, sub).await;
     }
@@ -109,7 +119,7 @@ async fn a_tombstoned_subject_among_queued_first_logins_fails_alone() {
     assert_eq!(r.status(), 204);
     let subs = [gone, "auth0|batched-a", "auth0|batched-b"];
     let tokens: Vec<String> = subs.iter().map(|s| app.token(s, &[])).collect();
-    let (held, mut behind) = behind_a_held_insert(&app, &tokens).await;
+    let (held, mut behind) = behind_a_held_insert(&app, &tokens, "ROLLBACK").await;
     assert_user(held, HELD).await;
     let refused = behind.remove(0);
     assert_refused(refused, "user-deleted", DELETED, gone).await;
@@ -120,4 +130,25 @@ async fn a_tombstoned_subject_among_queued_first_logins_fails_alone() {
     for sub in &subs[1..] {
         assert_eq!(rows_with_sub(&app.database_url, sub).await, 1, "{sub}");
     }
+}
+
+#[actix_web::test]
+async fn a_first_login_that_loses_the_race_to_another_session_answers_with_its_row() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let app = TestApp::spawn_on(backend).await;
+    let subs = ["auth0|batched-after-a-commit"];
+    let tokens: Vec<String> = subs.iter().map(|s| app.token(s, &[])).collect();
+    let (held, behind) = behind_a_held_insert(&app, &tokens, "COMMIT").await;
+    let user = assert_user(held, HELD).await;
+    assert_eq!(
+        user["email"],
+        Value::Null,
+        "the row the other session committed"
+    );
+    for (answer, sub) in behind.into_iter().zip(subs) {
+        assert_user(answer, sub).await;
+    }
+    assert_eq!(rows_with_sub(&app.database_url, HELD).await, 1);
 }
