@@ -28,11 +28,13 @@ pub enum DbError {
     /// The blocking task running the work was cancelled or panicked.
     #[error("the database task was interrupted")]
     Interrupted(#[source] actix_web::error::BlockingError),
-    /// SQLite's writer thread dropped the write (it panicked).
-    #[error("the SQLite writer dropped the write")]
+    /// A batch thread (SQLite's writer, PostgreSQL's first logins) dropped
+    /// the write: it panicked.
+    #[error("the batch thread dropped the write")]
     WriterStopped,
-    /// The write was queued with others whose transaction could not begin.
-    #[error("the write was not committed: its batch could not begin")]
+    /// The write was queued with others whose batch could not be written
+    /// (no connection, or the server went away).
+    #[error("the write was not committed: its batch could not be written")]
     Batch(#[source] Arc<DbError>),
 }
 

@@ -47,8 +47,9 @@ impl DbPool {
     /// A connection for a thread of the pool's own (a batch's), taken in
     /// turn with the callers of [`run`]: this thread blocks until those that
     /// came first had theirs, so no caller holding a turn waits for the
-    /// connection this thread took. No timeout but that of the callers
-    /// ahead.
+    /// connection this thread took. It waits as long as the callers ahead
+    /// hold their turns (their work has no time limit), then up to
+    /// [`CONNECTION_WAIT`] for the connection.
     pub fn get_in_turn(&self) -> Result<InTurn, DbError> {
         self.admit()?;
         // The semaphore is never closed.

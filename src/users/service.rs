@@ -1,9 +1,10 @@
 //! What the `/users` endpoints do, each through one trip to the database
 //! off the actix workers; the cache is kept in step here. On SQLite a
 //! sighting reads apart from the writes, and so does an early page of the
-//! list, both on the worker when a connection is idle ([`db::read`]); first logins are committed together
-//! ([`db::write_together`]). On PostgreSQL a sighting is one hop to the
-//! blocking pool, and first logins are inserted together ([`FirstLogins`]).
+//! list, both on the worker when a connection is idle ([`db::read`]);
+//! first logins are committed together ([`db::write_together`]). On
+//! PostgreSQL a sighting is one hop to the blocking pool, and first logins
+//! are inserted together ([`FirstLogins`]).
 
 use std::sync::Arc;
 
@@ -84,9 +85,9 @@ async fn read_or_create(
         name: principal.name.as_ref().map(Name::to_string),
     };
     let found = if pool.is_postgres() {
-        find_on_postgres(pool, first_logins, &sight).await?
+        find_or_insert_on_postgres(pool, first_logins, &sight).await?
     } else {
-        find_on_sqlite(pool, &sight.sub).await?
+        find_recent_on_sqlite(pool, &sight.sub).await?
     };
     if let Some(found) = found {
         return Ok(found);
@@ -103,7 +104,7 @@ async fn read_or_create(
 /// a stale sighting); a subject without one waits for its batch of first
 /// logins. `None` when neither answered: another request or replica
 /// inserted the row meanwhile, or the subject is tombstoned.
-async fn find_on_postgres(
+async fn find_or_insert_on_postgres(
     pool: &DbPool,
     first_logins: &FirstLogins,
     sight: &FirstSight,
@@ -125,7 +126,7 @@ async fn find_on_postgres(
 /// On SQLite, most sightings find a row seen within the interval: that read
 /// is all they need, made apart from the writes (on the worker when it can
 /// be). `None` when there is more to do.
-async fn find_on_sqlite(pool: &DbPool, sub: &str) -> Result<Option<(User, bool)>, DbError> {
+async fn find_recent_on_sqlite(pool: &DbPool, sub: &str) -> Result<Option<(User, bool)>, DbError> {
     let sub = sub.to_owned();
     let user = db::read(pool, move |conn| Ok(repo::find_by_sub(conn, &sub)?)).await?;
     Ok(user
