@@ -10,11 +10,11 @@
 //! each write is tried again alone, so every caller gets its own answer.
 //!
 //! The thread and its queue ([`batches`]) also insert PostgreSQL's first
-//! logins together (`users::first_logins`), there with a few threads.
+//! logins together (`users::first_logins`).
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::{Arc, Mutex, OnceLock, PoisonError},
+    sync::{Arc, OnceLock},
 };
 
 use diesel::Connection;
@@ -115,50 +115,35 @@ where
 }
 
 fn start(pool: DbPool) -> Option<mpsc::Sender<Box<dyn Write>>> {
-    // One writer: SQLite has one write lock.
-    batches("sqlite-writer", 1, move |batch| write(&pool, batch))
+    batches("sqlite-writer", move |batch| write(&pool, batch))
         .inspect_err(|e| log::warn!("no SQLite writer thread ({e}): writes take turns one by one"))
         .ok()
 }
 
-/// A queue of [`QUEUE`] items drained by `threads` threads of its own: the
-/// first free one takes whatever waits (up to [`MAX_BATCH`] items) and hands
-/// it to `handle` at once, so the more callers queue while batches are
-/// handled, the larger the next. The threads end when the queue's last
-/// sender is dropped.
+/// A queue of [`QUEUE`] items drained by a thread of its own, which hands
+/// `handle` whatever waits (up to [`MAX_BATCH`] items) at once: the more
+/// callers queue while a batch is handled, the larger the next. The thread
+/// ends when the queue's last sender is dropped.
 pub fn batches<T: Send + 'static>(
     name: &str,
-    threads: usize,
-    handle: impl Fn(Vec<T>) + Send + Sync + 'static,
+    mut handle: impl FnMut(Vec<T>) + Send + 'static,
 ) -> std::io::Result<mpsc::Sender<T>> {
-    let (queue, waiting) = mpsc::channel::<T>(QUEUE);
-    let waiting = Arc::new(Mutex::new(waiting));
-    let handle = Arc::new(handle);
-    for _ in 0..threads.max(1) {
-        let (waiting, handle) = (waiting.clone(), handle.clone());
-        std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || {
-                while let Some(batch) = next_batch(&waiting) {
-                    handle(batch);
+    let (queue, mut waiting) = mpsc::channel::<T>(QUEUE);
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            while let Some(first) = waiting.blocking_recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match waiting.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
                 }
-            })?;
-    }
+                handle(batch);
+            }
+        })?;
     Ok(queue)
-}
-
-/// Whatever waits, once something does; `None` once the queue is closed.
-/// One thread at a time takes a batch.
-fn next_batch<T>(waiting: &Mutex<mpsc::Receiver<T>>) -> Option<Vec<T>> {
-    let mut waiting = waiting.lock().unwrap_or_else(PoisonError::into_inner);
-    let mut batch = vec![waiting.blocking_recv()?];
-    while batch.len() < MAX_BATCH {
-        match waiting.try_recv() {
-            Ok(next) => batch.push(next),
-            Err(_) => break,
-        }
-    }
-    Some(batch)
 }
 
 /// Why a batch did not commit.

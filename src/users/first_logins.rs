@@ -1,8 +1,7 @@
 //! PostgreSQL's group commit for first logins. A first login inserts a row,
 //! and each insert alone pays a commit (a WAL flush, waited for). Here the
-//! rows of the first logins waiting are inserted by a few threads per
-//! replica, each batch in one statement, so that a burst of new users pays
-//! one commit a batch.
+//! rows of the first logins waiting are inserted by one thread per replica,
+//! in one statement, so that a burst of new users pays one commit a batch.
 //! (On SQLite, [`db::write_together`] commits all writes so.)
 
 use std::{
@@ -34,16 +33,6 @@ impl FirstSight {
     }
 }
 
-/// The inserting threads of a pool of `pool_size` connections: at most
-/// half of them, at most 4, at least 1. With one, a batch waits for the one
-/// before to commit, and on two busy cores each of its round trips also
-/// waits for the CPU behind the workers; a few side by side (in `sub`
-/// order, so they cannot deadlock) keep a sparse stream of first logins
-/// from queueing, and leave the rest of the pool to the reads.
-pub fn inserters(pool_size: u32) -> usize {
-    (pool_size as usize / 2).clamp(1, 4)
-}
-
 /// What a first login is told: its row when it inserted it, `None` when the
 /// subject has a row already or is tombstoned.
 type Answer = Result<Option<User>, DbError>;
@@ -54,7 +43,7 @@ struct Login {
     answer: oneshot::Sender<Answer>,
 }
 
-/// The inserting threads of one replica's pool, started by its first login.
+/// The inserting thread of one replica's pool, started by its first login.
 pub struct FirstLogins {
     pool: DbPool,
     queue: OnceLock<Option<mpsc::Sender<Login>>>,
@@ -96,12 +85,9 @@ impl FirstLogins {
         self.queue
             .get_or_init(|| {
                 let pool = self.pool.clone();
-                let threads = inserters(pool.max_size());
-                db::batches("first-logins", threads, move |batch| {
-                    insert_batch(&pool, batch)
-                })
-                .inspect_err(|e| log::warn!("no first-login thread ({e}): each inserts alone"))
-                .ok()
+                db::batches("first-logins", move |batch| insert_batch(&pool, batch))
+                    .inspect_err(|e| log::warn!("no first-login thread ({e}): each inserts alone"))
+                    .ok()
             })
             .as_ref()
     }

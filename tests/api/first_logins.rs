@@ -1,7 +1,6 @@
 //! PostgreSQL's first logins inserted together: the first logins queued
-//! while every inserting thread is busy are inserted next in one statement
-//! and one transaction; a tombstoned subject among them is refused alone,
-//! and a login whose row another session committed first gets that row.
+//! behind one insert are inserted after it in one statement and one
+//! transaction, and a tombstoned subject among them fails alone.
 
 use std::time::Duration;
 
@@ -10,72 +9,42 @@ use futures::future::{join, join_all};
 use reqwest::Response;
 use serde_json::{Value, json};
 
-use usergate::users::first_logins::inserters;
-
 use crate::{
     lifecycle::{DELETED, assert_refused},
     support::{
-        app::{ADMIN, ALL, Options, TestApp, id_of},
+        app::{TestApp, id_of},
         db::{Backend, rows_with_sub, with_db},
     },
 };
 
-/// The subjects whose rows another session holds uncommitted, without an
-/// email, one per inserting thread; their logins' tokens carry this one.
-fn held_subs() -> Vec<String> {
-    (0..inserters(POOL_SIZE))
-        .map(|i| format!("auth0|first-logins-held-{i}"))
-        .collect()
-}
+/// The subject whose row another session holds uncommitted, without an
+/// email; its login's token carries this one.
+const HELD: &str = "auth0|first-logins-held";
 const HELD_EMAIL: &str = "held@example.com";
 
-/// The connections of the apps here: four inserting threads.
-const POOL_SIZE: u32 = 8;
-
-/// An app on `backend` with [`POOL_SIZE`] connections.
-async fn app_on(backend: Backend) -> TestApp {
-    TestApp::spawn_with(Options::new(backend).env("DATABASE_POOL_SIZE", &POOL_SIZE.to_string()))
-        .await
-}
-
-/// `/users/me` with each of `tokens`, sent while each inserting thread
-/// waits, with the first login of one of [`held_subs`]'s subjects, on the unique
-/// index for another session's uncommitted row of that subject: the
-/// answers to the held logins, then theirs, once that session ended with
-/// `end` (`COMMIT` or `ROLLBACK`).
-async fn behind_held_inserts(
+/// `/users/me` with each of `tokens`, sent while the first login of [`HELD`]
+/// waits on the unique index for another session's uncommitted row of that
+/// subject: the answer to [`HELD`]'s login, then theirs, once that session
+/// ended with `end` (`COMMIT` or `ROLLBACK`).
+async fn behind_a_held_insert(
     app: &TestApp,
     tokens: &[String],
     end: &str,
-) -> (Vec<Response>, Vec<Response>) {
+) -> (Response, Vec<Response>) {
     let mut holder = PgConnection::establish(&app.database_url).expect("holder connection");
-    let rows: Vec<String> = held_subs()
-        .iter()
-        .map(|sub| format!("('{sub}', now(), now())"))
-        .collect();
     holder
         .batch_execute(&format!(
-            "BEGIN; INSERT INTO users (sub, created_at, updated_at) VALUES {};",
-            rows.join(", ")
+            "BEGIN; INSERT INTO users (sub, created_at, updated_at) \
+             VALUES ('{HELD}', now(), now());"
         ))
-        .expect("uncommitted rows");
-    let held_tokens: Vec<String> = held_subs()
-        .iter()
-        .map(|sub| app.token_with(sub, &[], &json!({ "email": HELD_EMAIL })))
-        .collect();
-    // One at a time, so that each takes a thread of its own.
-    let held = join_all(held_tokens.iter().enumerate().map(|(i, token)| async move {
-        actix_web::rt::time::sleep(Duration::from_millis(150 * i as u64)).await;
-        app.get_me(token).await
-    }));
+        .expect("an uncommitted row");
+    let held_token = app.token_with(HELD, &[], &json!({ "email": HELD_EMAIL }));
+    let held = app.get_me(&held_token);
     let behind = async {
-        // Every thread is waiting on the lock by then …
-        actix_web::rt::time::sleep(Duration::from_millis(
-            150 * inserters(POOL_SIZE) as u64 + 300,
-        ))
-        .await;
+        // The held login's batch is waiting on the lock by then …
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
         let (answers, ()) = join(join_all(tokens.iter().map(|t| app.get_me(t))), async {
-            // … and these logins have queued behind them.
+            // … and these logins have queued behind it.
             actix_web::rt::time::sleep(Duration::from_millis(700)).await;
             holder
                 .batch_execute(end)
@@ -85,15 +54,6 @@ async fn behind_held_inserts(
         answers
     };
     join(held, behind).await
-}
-
-/// Each held login answered with its subject's row; the users, for more checks.
-async fn assert_held(answers: Vec<Response>) -> Vec<Value> {
-    let mut users = Vec::new();
-    for (answer, sub) in answers.into_iter().zip(held_subs()) {
-        users.push(assert_user(answer, &sub).await);
-    }
-    users
 }
 
 #[derive(diesel::QueryableByName)]
@@ -122,21 +82,20 @@ async fn assert_user(response: Response, sub: &str) -> Value {
 }
 
 #[actix_web::test]
-async fn first_logins_queued_while_every_inserter_is_busy_are_inserted_in_one_transaction() {
+async fn first_logins_queued_behind_an_insert_are_inserted_in_one_transaction() {
     let Some(backend) = Backend::postgres() else {
         return;
     };
-    let app = app_on(backend).await;
+    let app = TestApp::spawn_on(backend).await;
     let subs: Vec<String> = (0..8).map(|i| format!("auth0|batched-{i}")).collect();
     let tokens: Vec<String> = subs.iter().map(|s| app.token(s, &[])).collect();
-    let (held, behind) = behind_held_inserts(&app, &tokens, "ROLLBACK").await;
-    for user in assert_held(held).await {
-        assert_eq!(user["email"], HELD_EMAIL, "the row its login inserted");
-    }
+    let (held, behind) = behind_a_held_insert(&app, &tokens, "ROLLBACK").await;
+    let user = assert_user(held, HELD).await;
+    assert_eq!(user["email"], HELD_EMAIL, "the row its login inserted");
     for (answer, sub) in behind.into_iter().zip(&subs) {
         assert_user(answer, sub).await;
     }
-    for sub in subs.iter().chain(&held_subs()) {
+    for sub in subs.iter().chain([&HELD.to_owned()]) {
         assert_eq!(rows_with_sub(&app.database_url, sub).await, 1, "{sub}");
     }
     assert_eq!(
@@ -151,8 +110,7 @@ async fn a_tombstoned_subject_among_queued_first_logins_fails_alone() {
     let Some(backend) = Backend::postgres() else {
         return;
     };
-    let app = app_on(backend).await;
-    let admin = app.token(ADMIN, ALL);
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
     let gone = "auth0|batched-gone";
     let user = app.create_user(&admin, json!({ "sub": gone })).await;
     let r = app
@@ -161,8 +119,8 @@ async fn a_tombstoned_subject_among_queued_first_logins_fails_alone() {
     assert_eq!(r.status(), 204);
     let subs = [gone, "auth0|batched-a", "auth0|batched-b"];
     let tokens: Vec<String> = subs.iter().map(|s| app.token(s, &[])).collect();
-    let (held, mut behind) = behind_held_inserts(&app, &tokens, "ROLLBACK").await;
-    assert_held(held).await;
+    let (held, mut behind) = behind_a_held_insert(&app, &tokens, "ROLLBACK").await;
+    assert_user(held, HELD).await;
     let refused = behind.remove(0);
     assert_refused(refused, "user-deleted", DELETED, gone).await;
     for (answer, sub) in behind.into_iter().zip(&subs[1..]) {
@@ -179,21 +137,18 @@ async fn a_first_login_that_loses_the_race_to_another_session_answers_with_its_r
     let Some(backend) = Backend::postgres() else {
         return;
     };
-    let app = app_on(backend).await;
+    let app = TestApp::spawn_on(backend).await;
     let subs = ["auth0|batched-after-a-commit"];
     let tokens: Vec<String> = subs.iter().map(|s| app.token(s, &[])).collect();
-    let (held, behind) = behind_held_inserts(&app, &tokens, "COMMIT").await;
-    for user in assert_held(held).await {
-        assert_eq!(
-            user["email"],
-            Value::Null,
-            "the row the other session committed"
-        );
-    }
+    let (held, behind) = behind_a_held_insert(&app, &tokens, "COMMIT").await;
+    let user = assert_user(held, HELD).await;
+    assert_eq!(
+        user["email"],
+        Value::Null,
+        "the row the other session committed"
+    );
     for (answer, sub) in behind.into_iter().zip(subs) {
         assert_user(answer, sub).await;
     }
-    for sub in held_subs() {
-        assert_eq!(rows_with_sub(&app.database_url, &sub).await, 1, "{sub}");
-    }
+    assert_eq!(rows_with_sub(&app.database_url, HELD).await, 1);
 }
