@@ -16,7 +16,6 @@ use super::{User, model::NewUser, repo};
 use crate::db::{self, DbConnection, DbError, DbPool};
 
 /// The row of a subject seen for the first time, owned until inserted.
-#[derive(Clone)]
 pub struct FirstSight {
     /// The subject.
     pub sub: String,
@@ -66,19 +65,22 @@ impl FirstLogins {
     /// connection (the insert may still happen).
     pub async fn insert(&self, sight: FirstSight) -> Answer {
         let Some(queue) = self.queue() else {
-            return db::run(&self.pool, move |conn| insert_alone(conn, &sight)).await;
+            return self.insert_alone(sight).await;
         };
         let (answer, answered) = oneshot::channel();
         let waited = tokio::time::timeout(db::CONNECTION_WAIT, async {
             match queue.send(Login { sight, answer }).await {
                 Ok(()) => answered.await.unwrap_or(Err(DbError::WriterStopped)),
                 // The thread is gone: this login inserts alone.
-                Err(mpsc::error::SendError(login)) => {
-                    db::run(&self.pool, move |conn| insert_alone(conn, &login.sight)).await
-                }
+                Err(mpsc::error::SendError(login)) => self.insert_alone(login.sight).await,
             }
         });
         waited.await.unwrap_or(Err(DbError::Busy))
+    }
+
+    /// Without the thread: the row inserted by itself, on the blocking pool.
+    async fn insert_alone(&self, sight: FirstSight) -> Answer {
+        db::run(&self.pool, move |conn| insert_alone(conn, &sight)).await
     }
 
     fn queue(&self) -> Option<&mpsc::Sender<Login>> {

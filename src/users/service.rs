@@ -79,19 +79,15 @@ async fn read_or_create(
     first_logins: &FirstLogins,
     principal: &Principal,
 ) -> Result<(User, bool), DbError> {
-    let sight = FirstSight {
-        sub: principal.sub.to_string(),
-        email: principal.email.as_ref().map(Email::to_string),
-        name: principal.name.as_ref().map(Name::to_string),
-    };
     let found = if pool.is_postgres() {
-        find_or_insert_on_postgres(pool, first_logins, &sight).await?
+        find_or_insert_on_postgres(pool, first_logins, principal).await?
     } else {
-        find_recent_on_sqlite(pool, &sight.sub).await?
+        find_recent_on_sqlite(pool, principal.sub.as_str()).await?
     };
     if let Some(found) = found {
         return Ok(found);
     }
+    let sight = first_sight(principal);
     // On SQLite, committed together with the first logins arriving meanwhile.
     db::write_together(pool, move |conn| {
         let (user, created) = repo::get_or_create(conn, &sight.row())?;
@@ -107,9 +103,9 @@ async fn read_or_create(
 async fn find_or_insert_on_postgres(
     pool: &DbPool,
     first_logins: &FirstLogins,
-    sight: &FirstSight,
+    principal: &Principal,
 ) -> Result<Option<(User, bool)>, DbError> {
-    let sub = sight.sub.clone();
+    let sub = principal.sub.to_string();
     let find = move |conn: &mut _| match repo::find_by_sub(conn, &sub)? {
         Some(user) => Ok(Some(touched(conn, user)?)),
         None => Ok(None),
@@ -118,9 +114,19 @@ async fn find_or_insert_on_postgres(
         return Ok(Some((user, false)));
     }
     Ok(first_logins
-        .insert(sight.clone())
+        .insert(first_sight(principal))
         .await?
         .map(|user| (user, true)))
+}
+
+/// The row `principal`'s first sighting creates, its `email` and `name`
+/// copied from the token.
+fn first_sight(principal: &Principal) -> FirstSight {
+    FirstSight {
+        sub: principal.sub.to_string(),
+        email: principal.email.as_ref().map(Email::to_string),
+        name: principal.name.as_ref().map(Name::to_string),
+    }
 }
 
 /// On SQLite, most sightings find a row seen within the interval: that read
