@@ -31,7 +31,8 @@ run() {
   # The caller's row, which .ci/schemathesis/hooks.py keeps the run from changing.
   own_id="$(curl -sf -H "Authorization: Bearer $token" "$BASE_URL/users/me" |
     "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
-  if ! CONTRACT_OWN_USER_ID="$own_id" SCHEMATHESIS_HOOKS=.ci/schemathesis/hooks.py \
+  if ! CONTRACT_OWN_USER_ID="$own_id" CONTRACT_BASE_URL="$BASE_URL" CONTRACT_TOKEN="$token" \
+      SCHEMATHESIS_HOOKS=.ci/schemathesis/hooks.py \
       "$venv/bin/schemathesis" --config-file ".ci/schemathesis/$name.toml" run "$BASE_URL/openapi.json" \
       --checks all \
       --max-examples "$examples" \
