@@ -14,7 +14,7 @@ import schemathesis
 # answered as a change of an existing row is: a 404 there would read as "a
 # created resource went missing"); with a token that may not create users,
 # to an id that no row has (int64's largest).
-OWN_ID = os.environ.get("CONTRACT_OWN_USER_ID", "")
+OWN_ID = int(os.environ["CONTRACT_OWN_USER_ID"]) if os.environ.get("CONTRACT_OWN_USER_ID") else None
 BASE_URL = os.environ.get("CONTRACT_BASE_URL", "")
 TOKEN = os.environ.get("CONTRACT_TOKEN", "")
 MISSING_ID = 9223372036854775807
@@ -25,7 +25,7 @@ _stand_ins = itertools.count()
 def _is_own(value):
     # The server reads "+12" and "012" as 12 too.
     try:
-        return bool(OWN_ID) and int(str(value)) == int(OWN_ID)
+        return OWN_ID is not None and int(str(value)) == OWN_ID
     except ValueError:
         return False
 
