@@ -22,8 +22,9 @@ pub fn notify(conn: &mut DbConnection, channel: &str, payload: &str) -> diesel::
     Ok(())
 }
 
-/// How often a quiet listener checks that its connection is still alive.
-const PING_EVERY: Duration = Duration::from_secs(1);
+/// How often a quiet listener checks that its connection is still alive:
+/// reading alone does not notice a server that stopped answering.
+pub const PING_EVERY: Duration = Duration::from_millis(250);
 
 /// One connection that listens on a channel.
 pub struct Listener {

@@ -11,14 +11,15 @@
 //! - a read that began before a write cannot put its answer back: it takes
 //!   a [`Ticket`] before reading the database, and the answer is kept only
 //!   if no eviction that concerns it happened since;
-//! - while this replica may have missed an eviction (its listener is down),
-//!   the cache is not trusted and reads go to the database.
+//! - while this replica may have missed an eviction (its listener is down,
+//!   or has not been heard from within its lease), the cache is not trusted
+//!   and reads go to the database; trust comes back only after a flush.
 
 use std::{
     hash::{BuildHasher, RandomState},
     sync::{
         Arc, Mutex, MutexGuard, PoisonError, Weak,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -27,8 +28,8 @@ use quick_cache::sync::Cache;
 
 use super::User;
 
-/// Users kept at most: enough for every user active within
-/// [`USER_CACHE_TTL`] at tens of thousands of requests a second.
+/// Users kept at most (about 400 bytes each): every user active within
+/// [`USER_CACHE_TTL`] at well over a thousand new users a second.
 const CAPACITY: usize = 50_000;
 
 /// Counts kept at most, one per search text.
@@ -43,9 +44,14 @@ const COUNT_STRIPES: usize = 64;
 const STRIPES: usize = 1024;
 
 /// How long an entry is served after it was read from the database.
-/// Evictions make it exact; the limit bounds what a lost notification could
-/// cost.
-pub const USER_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Evictions make it exact for every write made through usergate (a replica
+/// that may have missed one does not trust its cache); the limit bounds how
+/// long a row changed in the database by hand takes to show.
+pub const USER_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// How old an entry may be and still answer when the database cannot be
+/// asked at all, trusted or not.
+const OUTAGE_TTL: Duration = Duration::from_secs(5);
 
 /// What is known of a subject.
 #[derive(Debug, Clone)]
@@ -108,7 +114,9 @@ struct Shared {
     counts_generation: Mutex<u64>,
     counting: Box<[tokio::sync::Mutex<()>]>,
     hasher: RandomState,
-    trusted: AtomicBool,
+    /// Until when entries may be served, in milliseconds since `epoch`.
+    trusted_until: AtomicU64,
+    epoch: Instant,
 }
 
 impl Default for UserCache {
@@ -124,7 +132,8 @@ impl Default for UserCache {
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
                 hasher: RandomState::new(),
-                trusted: AtomicBool::new(true),
+                trusted_until: AtomicU64::new(u64::MAX),
+                epoch: Instant::now(),
             }),
         }
     }
@@ -136,16 +145,20 @@ impl UserCache {
         if !self.is_trusted() {
             return None;
         }
-        self.get_untrusted(sub)
+        self.younger_than(sub, USER_CACHE_TTL)
     }
 
-    /// What is cached of `sub` even when the cache is not trusted: only for
-    /// when the database cannot be asked at all.
+    /// What was cached of `sub` within [`OUTAGE_TTL`], even when the cache is
+    /// not trusted: only for when the database cannot be asked at all.
     pub fn get_untrusted(&self, sub: &str) -> Option<Cached> {
+        self.younger_than(sub, OUTAGE_TTL)
+    }
+
+    fn younger_than(&self, sub: &str, ttl: Duration) -> Option<Cached> {
         self.shared
             .entries
             .get(sub)
-            .and_then(|entry| entry.younger_than(USER_CACHE_TTL))
+            .and_then(|entry| entry.younger_than(ttl))
     }
 
     /// Taken before reading `sub` from the database.
@@ -231,12 +244,30 @@ impl UserCache {
 
     /// Whether entries may be served (false while evictions may be missed).
     pub fn is_trusted(&self) -> bool {
-        self.shared.trusted.load(Ordering::Acquire)
+        self.millis() < self.shared.trusted_until.load(Ordering::Acquire)
     }
 
-    /// Stops or resumes serving entries.
-    pub fn set_trusted(&self, trusted: bool) {
-        self.shared.trusted.store(trusted, Ordering::Release);
+    /// Stops serving entries (evictions may be missed from now on).
+    pub fn distrust(&self) {
+        self.shared.trusted_until.store(0, Ordering::Release);
+    }
+
+    /// Serves entries for `lease` from now: the listener's word that it
+    /// missed no eviction so far. When trust had lapsed meanwhile, evictions
+    /// may have been missed, so everything is forgotten first.
+    pub fn trust_for(&self, lease: Duration) {
+        let now = self.millis();
+        if self.shared.trusted_until.load(Ordering::Acquire) <= now {
+            self.flush();
+        }
+        let lease = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        self.shared
+            .trusted_until
+            .store(now.saturating_add(lease), Ordering::Release);
+    }
+
+    fn millis(&self) -> u64 {
+        u64::try_from(self.shared.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// A handle for a background task that must not outlive the app.
@@ -308,9 +339,29 @@ mod tests {
         cache.put(ticket, "b", user("b"));
         assert!(cache.get("b").is_none(), "read from before the flush kept");
         cache.put(cache.ticket("b"), "b", user("b"));
-        cache.set_trusted(false);
+        cache.distrust();
         assert!(cache.get("b").is_none(), "served while untrusted");
         assert!(cache.get_untrusted("b").is_some(), "kept for outages");
+    }
+
+    #[test]
+    fn trust_lapses_unless_renewed_and_comes_back_only_after_a_flush() {
+        let cache = UserCache::default();
+        cache.put(cache.ticket("c"), "c", user("c"));
+        cache.trust_for(Duration::ZERO);
+        assert!(cache.get("c").is_none(), "served after the lease lapsed");
+        let during = cache.ticket("c");
+        cache.trust_for(Duration::from_secs(60));
+        assert!(cache.get("c").is_none(), "kept across a lapse");
+        cache.put(during, "c", user("c"));
+        assert!(
+            cache.get("c").is_none(),
+            "a read begun during the lapse kept"
+        );
+        cache.put(cache.ticket("c"), "c", user("c"));
+        assert!(cache.get("c").is_some(), "not trusted again");
+        cache.trust_for(Duration::from_secs(60));
+        assert!(cache.get("c").is_some(), "a renewal in time flushed");
     }
 
     #[test]
@@ -332,7 +383,7 @@ mod tests {
         cache.forget_counts();
         assert_eq!(cache.count(&all), None, "kept across a first sighting");
         cache.put_count(cache.count_ticket(), all.clone(), 4);
-        cache.set_trusted(false);
+        cache.distrust();
         assert_eq!(cache.count(&all), None, "served while untrusted");
     }
 }

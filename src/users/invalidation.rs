@@ -2,8 +2,10 @@
 //! `NOTIFY` with the row's `sub` inside its transaction (so it is delivered on
 //! commit only), and every replica keeps one dedicated `LISTEN` connection,
 //! polled on its own thread, that evicts each `sub` it hears of. While that
-//! connection is down the replica may miss evictions, so its user cache is
-//! not trusted until it has listened again and flushed. SQLite serves one
+//! connection is down, or hangs, the replica may miss evictions: each poll
+//! that reads the connection renews the cache's trust for [`TRUST_LEASE`]
+//! only, so the cache is not trusted from the moment that renewal lapses
+//! until the listener reads again and has flushed it. SQLite serves one
 //! process per database file: nothing to listen to.
 
 use std::{thread, time::Duration};
@@ -23,6 +25,13 @@ pub const APPLICATION_NAME: &str = "usergate-invalidation";
 /// How often the listener reads what arrived: the bulk of the delay between
 /// a write on one replica and the eviction on the others.
 const POLL_EVERY: Duration = Duration::from_millis(5);
+
+/// How long one poll that read the connection keeps the cache trusted. A
+/// quiet connection is pinged every [`PING_EVERY`](crate::db::PING_EVERY),
+/// so a listener whose connection hangs unnoticed stops the cache from
+/// answering within a second of the last word it heard, as a write through
+/// another replica must be seen.
+const TRUST_LEASE: Duration = Duration::from_millis(750);
 
 /// The first and the longest wait between two connection attempts.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -46,7 +55,7 @@ pub async fn start(url: &DatabaseUrl, cache: &UserCache) -> std::io::Result<()> 
     let DatabaseUrl::Postgres(url) = url else {
         return Ok(());
     };
-    cache.set_trusted(false);
+    cache.distrust();
     metrics::gauge!("usergate_user_cache_listening").set(0.0);
     let (url, weak) = (url.clone(), cache.downgrade());
     let (first, first_done) = tokio::sync::oneshot::channel();
@@ -68,11 +77,11 @@ fn run(url: &str, cache: &WeakUserCache, first: tokio::sync::oneshot::Sender<()>
     loop {
         match Listener::connect(url, CHANNEL, APPLICATION_NAME) {
             Ok(listener) => {
-                // Listening first, flushing second: a write committed in
-                // between is both flushed and announced, never missed.
+                // Listening first, flushing second (trust had lapsed): a
+                // write committed in between is both flushed and announced,
+                // never missed.
                 let Some(live) = cache.upgrade() else { return };
-                live.flush();
-                live.set_trusted(true);
+                live.trust_for(TRUST_LEASE);
                 metrics::gauge!("usergate_user_cache_listening").set(1.0);
                 drop(live);
                 log::info!("user cache invalidation: listening on {CHANNEL}");
@@ -118,14 +127,16 @@ fn listen(mut listener: Listener, cache: &WeakUserCache) -> bool {
             return false;
         };
         match listener.drain() {
-            Ok(subs) if subs.is_empty() => {}
             Ok(subs) => {
-                metrics::counter!("usergate_user_cache_invalidations_total")
-                    .increment(subs.len() as u64);
-                subs.iter().for_each(|sub| live.evict(sub));
+                if !subs.is_empty() {
+                    metrics::counter!("usergate_user_cache_invalidations_total")
+                        .increment(subs.len() as u64);
+                    subs.iter().for_each(|sub| live.evict(sub));
+                }
+                live.trust_for(TRUST_LEASE);
             }
             Err(e) => {
-                live.set_trusted(false);
+                live.distrust();
                 metrics::gauge!("usergate_user_cache_listening").set(0.0);
                 log::warn!(
                     "user cache invalidation: the listener connection failed ({}); \

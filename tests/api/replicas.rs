@@ -1,5 +1,5 @@
 //! Two replicas on one PostgreSQL database: what an admin does through one
-//! is seen by the other within a second, also across a lost listener.
+//! is seen by the other within a second, also across a lost or hung listener.
 
 use std::time::{Duration, Instant};
 
@@ -237,6 +237,106 @@ async fn a_replica_whose_listener_is_killed_serves_no_stale_row_and_listens_agai
     cached_on(&b, &user).await;
     patch_user(&a, &admin, &id, json!({"name": "after"})).await;
     seen_within(&b, &user, "rename after reconnection", |s, u| {
+        s == 200 && u["name"] == "after"
+    })
+    .await;
+}
+
+/// The server processes of `pids`, stopped (SIGSTOP) until this is dropped:
+/// their connections hang without failing, as across a lost network.
+struct Frozen(Vec<i32>);
+
+impl Frozen {
+    fn new(pids: Vec<i32>) -> Self {
+        assert!(signal("STOP", &pids), "SIGSTOP to {pids:?}");
+        Self(pids)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal("CONT", &self.0);
+    }
+}
+
+/// Sends signal `name` to `pids`; whether `kill` succeeded.
+fn signal(name: &str, pids: &[i32]) -> bool {
+    std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .args(pids.iter().map(i32::to_string))
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// The server processes of the listener connections on `database_url`.
+fn listener_pids(admin: &mut PgConnection, database_url: &str) -> Vec<i32> {
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    let name = url::Url::parse(database_url).expect("url").path()[1..].to_owned();
+    diesel::sql_query(
+        "SELECT pid FROM pg_stat_activity \
+         WHERE datname = $1 AND application_name = 'usergate-invalidation'",
+    )
+    .bind::<diesel::sql_types::Text, _>(name)
+    .load::<Pid>(admin)
+    .expect("pg_stat_activity")
+    .into_iter()
+    .map(|p| p.pid)
+    .collect()
+}
+
+#[actix_web::test]
+async fn a_replica_whose_listener_hangs_serves_no_stale_row_and_caches_again_once_it_answers() {
+    let Some((a, b)) = two_replicas().await else {
+        return;
+    };
+    let base = match Backend::postgres() {
+        Some(Backend::Postgres(base)) => base,
+        _ => return,
+    };
+    let mut admin_db = PgConnection::establish(&base).expect("admin connection");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while listeners(&mut admin_db, &a.database_url, false) < 2 {
+        assert!(Instant::now() < deadline, "both replicas listen");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let admin = a.token("auth0|hung-admin", ALL);
+    let user = a.token("auth0|hung-user", &[]);
+    let id = cached_on(&b, &user).await["id"].clone();
+
+    // The connections stay open and the pings go unanswered: nothing fails,
+    // and no announcement reaches B.
+    let frozen = Frozen::new(listener_pids(&mut admin_db, &a.database_url));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    patch_user(&a, &admin, &id, json!({"is_active": false})).await;
+    seen_within(
+        &b,
+        &user,
+        "deactivation, listener hung",
+        refused_as("user-inactive"),
+    )
+    .await;
+    patch_user(
+        &a,
+        &admin,
+        &id,
+        json!({"is_active": true, "name": "while hung"}),
+    )
+    .await;
+    seen_within(&b, &user, "reactivation, listener hung", |s, u| {
+        s == 200 && u["name"] == "while hung"
+    })
+    .await;
+
+    // Answering again: B caches again, and hears of changes again.
+    drop(frozen);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cached_on(&b, &user).await;
+    patch_user(&a, &admin, &id, json!({"name": "after"})).await;
+    seen_within(&b, &user, "rename after the listener answered", |s, u| {
         s == 200 && u["name"] == "after"
     })
     .await;
