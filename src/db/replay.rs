@@ -1,15 +1,19 @@
 //! The DPoP replay store every replica shares: the `dpop_proofs` table. A
-//! proof is recorded with one `INSERT … ON CONFLICT DO NOTHING`: one round
-//! trip, and the row count says whether it was new.
+//! proof is recorded with `INSERT … ON CONFLICT DO NOTHING`, and whether it
+//! was new is what the statement says it inserted. The proofs arriving
+//! together are recorded by one thread per replica in one statement, so a
+//! stream of DPoP requests pays one commit (a WAL flush, waited for) a
+//! batch, not one a request.
 
-use std::time::Duration;
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use diesel::{
     RunQueryDsl,
-    sql_types::{BigInt, Text},
+    sql_types::{Array, BigInt, Text},
 };
+use tokio::sync::{mpsc, oneshot};
 
-use super::{DbConnection, DbError, DbPool, run};
+use super::{CONNECTION_WAIT, DbConnection, DbError, DbPool, batches, run};
 use crate::auth::{
     claims::unix_now,
     replay::{FirstUse, ReplayStore, ReplayStoreDown},
@@ -18,14 +22,30 @@ use crate::auth::{
 /// How often expired proofs are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
-/// The `dpop_proofs` table as a [`ReplayStore`].
+/// The `dpop_proofs` table as a [`ReplayStore`]; cheap to clone.
+#[derive(Clone)]
 pub struct DbReplayStore {
     pool: DbPool,
+    /// The recording thread's queue; `None` when it could not be started.
+    queue: Option<mpsc::Sender<Proof>>,
+}
+
+/// A proof waiting for its batch: its key, its expiry and who to tell
+/// whether it was new.
+struct Proof {
+    key: String,
+    expires_at: i64,
+    answer: oneshot::Sender<Result<bool, DbError>>,
 }
 
 impl DbReplayStore {
-    /// The store on `pool`'s database; purges expired proofs in the background.
+    /// The store on `pool`'s database, with its recording thread; purges
+    /// expired proofs in the background.
     pub fn start(pool: DbPool) -> Self {
+        let recorder = pool.clone();
+        let queue = batches("dpop-proofs", move |batch| record_batch(&recorder, batch))
+            .inspect_err(|e| log::warn!("no DPoP proof thread ({e}): each proof is recorded alone"))
+            .ok();
         let purged = pool.clone();
         actix_web::rt::spawn(async move {
             let mut every = actix_web::rt::time::interval(PURGE_EVERY);
@@ -39,21 +59,44 @@ impl DbReplayStore {
                 }
             }
         });
-        Self { pool }
+        Self { pool, queue }
+    }
+
+    /// Whether `key` is new: recorded with the proofs queued meanwhile, or
+    /// alone without the thread. [`DbError::Busy`] when no answer came
+    /// within the wait for a connection.
+    async fn record(&self, key: String, expires_at: i64) -> Result<bool, DbError> {
+        let Some(queue) = &self.queue else {
+            return run(&self.pool, move |conn| record(conn, &key, expires_at)).await;
+        };
+        let (answer, answered) = oneshot::channel();
+        let proof = Proof {
+            key,
+            expires_at,
+            answer,
+        };
+        let waited = tokio::time::timeout(CONNECTION_WAIT, async {
+            match queue.send(proof).await {
+                Ok(()) => answered.await.unwrap_or(Err(DbError::WriterStopped)),
+                Err(mpsc::error::SendError(proof)) => {
+                    let (key, expires_at) = (proof.key, proof.expires_at);
+                    run(&self.pool, move |conn| record(conn, &key, expires_at)).await
+                }
+            }
+        });
+        waited.await.unwrap_or(Err(DbError::Busy))
     }
 }
 
 impl ReplayStore for DbReplayStore {
     fn first_use(&self, key: [u8; 32], expires_at: i64) -> FirstUse {
-        let pool = self.pool.clone();
+        let store = self.clone();
         let key = hex(&key);
         Box::pin(async move {
-            run(&pool, move |conn| record(conn, &key, expires_at))
-                .await
-                .map_err(|e| {
-                    log::warn!("the DPoP replay store failed: {}", crate::report::Chain(&e));
-                    ReplayStoreDown
-                })
+            store.record(key, expires_at).await.map_err(|e| {
+                log::warn!("the DPoP replay store failed: {}", crate::report::Chain(&e));
+                ReplayStoreDown
+            })
         })
     }
 }
@@ -75,6 +118,65 @@ fn record(conn: &mut DbConnection, key: &str, expires_at: i64) -> Result<bool, D
         .execute(sqlite)?,
     };
     Ok(rows == 1)
+}
+
+/// Records the proofs of `batch` in one statement and tells each whether
+/// it was new: only what the statement inserted is, so of two requests
+/// bringing one proof in a batch, one is told so. Without a connection, or
+/// should the statement fail, every proof is told why.
+fn record_batch(pool: &DbPool, mut batch: Vec<Proof>) {
+    // A caller that went away (its request was cancelled) needs no record.
+    batch.retain(|proof| !proof.answer.is_closed());
+    if batch.is_empty() {
+        return;
+    }
+    let recorded = pool
+        .get_in_turn()
+        .and_then(|mut conn| insert_new(&mut conn, &batch));
+    let mut new = match recorded {
+        Ok(new) => new,
+        Err(e) => {
+            pool.note(&e);
+            let e = Arc::new(e);
+            for proof in batch {
+                let _ = proof.answer.send(Err(DbError::Batch(e.clone())));
+            }
+            return;
+        }
+    };
+    for proof in batch {
+        let _ = proof.answer.send(Ok(new.remove(&proof.key)));
+    }
+}
+
+/// The keys of `batch` that no replica had recorded, now recorded: one
+/// statement on PostgreSQL, one per proof on SQLite.
+fn insert_new(conn: &mut DbConnection, batch: &[Proof]) -> Result<HashSet<String>, DbError> {
+    #[derive(diesel::QueryableByName)]
+    struct Inserted {
+        #[diesel(sql_type = Text)]
+        proof_key: String,
+    }
+    let DbConnection::Pg(pg) = conn else {
+        let mut new = HashSet::new();
+        for proof in batch {
+            if record(conn, &proof.key, proof.expires_at)? {
+                new.insert(proof.key.clone());
+            }
+        }
+        return Ok(new);
+    };
+    let keys: Vec<&str> = batch.iter().map(|proof| proof.key.as_str()).collect();
+    let expiries: Vec<i64> = batch.iter().map(|proof| proof.expires_at).collect();
+    // A key twice in the batch conflicts with its own first row: DO NOTHING.
+    let inserted: Vec<Inserted> = diesel::sql_query(
+        "INSERT INTO dpop_proofs (proof_key, expires_at) \
+         SELECT * FROM unnest($1, $2) ON CONFLICT DO NOTHING RETURNING proof_key",
+    )
+    .bind::<Array<Text>, _>(keys)
+    .bind::<Array<BigInt>, _>(expiries)
+    .load(pg)?;
+    Ok(inserted.into_iter().map(|row| row.proof_key).collect())
 }
 
 /// Deletes the proofs that can no longer be accepted anyway.

@@ -23,7 +23,10 @@ use crate::{
     },
 };
 
-on_both_backends!(a_replayed_proof_is_refused_on_the_same_app);
+on_both_backends!(
+    a_replayed_proof_is_refused_on_the_same_app,
+    proofs_sent_together_are_each_accepted_once
+);
 
 const REPLAYED: &str = "the DPoP proof was already used";
 
@@ -52,6 +55,34 @@ async fn a_replayed_proof_is_refused_on_the_same_app(backend: Backend) {
         failures(&app, "dpop_replay").await.is_some_and(|n| n >= 1),
         "replays are counted under their own reason"
     );
+}
+
+/// Proofs arriving together are recorded together on PostgreSQL: a proof
+/// sent three times at once, maybe in one batch, is still accepted once.
+async fn proofs_sent_together_are_each_accepted_once(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    let key = DpopKey::generate();
+    let token = bound_token(&app, "auth0|dpop-together", &[], &key);
+    let url = app.url("/users/me");
+    let proofs: Vec<String> = (0..30).map(|_| key.proof("GET", &url, &token)).collect();
+    let sends = proofs.iter().flat_map(|proof| {
+        (0..3).map(|_| async {
+            let r = app
+                .send_dpop(Method::GET, "/users/me", &token, &[proof])
+                .await;
+            (proof.clone(), r.status().as_u16())
+        })
+    });
+    let answers = futures::future::join_all(sends).await;
+    for proof in &proofs {
+        let mut statuses: Vec<u16> = answers
+            .iter()
+            .filter(|(sent, _)| sent == proof)
+            .map(|(_, status)| *status)
+            .collect();
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 401, 401], "one proof sent three times");
+    }
 }
 
 #[actix_web::test]
