@@ -37,7 +37,7 @@ use crate::{
     },
     metrics,
     openapi::pages::{self, Docs},
-    users::{self, FirstLogins, UserCache},
+    users::{self, Sightings, UserCache},
 };
 
 /// A built server, bound to its port, not yet running.
@@ -80,7 +80,7 @@ impl Application {
             metadata: web::Data::new(ProtectedResource::of(&settings.auth, settings.dpop.mode)),
             trusted_proxies: web::Data::new(settings.http.trusted_proxies.clone()),
             http: web::Data::new(settings.http),
-            first_logins: web::Data::new(FirstLogins::new(pool.clone())),
+            sightings: web::Data::new(Sightings::new(pool.clone())),
             pool: web::Data::new(pool),
             users: web::Data::new(users),
             verifier: web::Data::new(verifier),
@@ -281,7 +281,7 @@ struct State {
     metadata: web::Data<ProtectedResource>,
     pool: web::Data<DbPool>,
     users: web::Data<UserCache>,
-    first_logins: web::Data<FirstLogins>,
+    sightings: web::Data<Sightings>,
     verifier: web::Data<Verifier>,
     dpop: Dpop,
     draining: web::Data<Draining>,
@@ -351,7 +351,7 @@ impl State {
             .app_data(self.metadata.clone())
             .app_data(self.pool.clone())
             .app_data(self.users.clone())
-            .app_data(self.first_logins.clone())
+            .app_data(self.sightings.clone())
             .app_data(self.verifier.clone())
             // Read by every rejection, to list the challenges the mode allows.
             .app_data(web::Data::new(self.dpop.mode()))

@@ -9,8 +9,9 @@
 //! rolls back its savepoint only, and when the batch itself cannot commit,
 //! each write is tried again alone, so every caller gets its own answer.
 //!
-//! The thread and its queue ([`batches`]) also insert PostgreSQL's first
-//! logins together (`users::first_logins`).
+//! The thread and its queue ([`batches`]) also serve PostgreSQL's sightings
+//! (`users::sightings`) and DPoP proofs ([`replay`](super::replay)), each
+//! batch in a statement or two.
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},

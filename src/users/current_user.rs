@@ -13,7 +13,7 @@ use actix_web::{
     web,
 };
 
-use super::{FirstLogins, User, UserCache, service};
+use super::{Sightings, User, UserCache, service};
 use crate::{
     auth::{Authenticated, Principal},
     db::DbPool,
@@ -50,16 +50,16 @@ async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
 }
 
 async fn current_user(req: &ServiceRequest, principal: &Principal) -> Result<Arc<User>, ApiError> {
-    let (Some(pool), Some(cache), Some(first_logins)) = (
+    let (Some(pool), Some(cache), Some(sightings)) = (
         req.app_data::<web::Data<DbPool>>(),
         req.app_data::<web::Data<UserCache>>(),
-        req.app_data::<web::Data<FirstLogins>>(),
+        req.app_data::<web::Data<Sightings>>(),
     ) else {
         return Err(ApiError::Internal(
             "the users scope is wired without a pool, user cache or first-login queue".into(),
         ));
     };
-    let user = service::sighting(pool, cache, first_logins, principal).await?;
+    let user = service::sighting(pool, cache, sightings, principal).await?;
     if !user.is_active {
         return Err(ApiError::Inactive);
     }

@@ -3,7 +3,6 @@
 pub mod cache;
 pub mod current_user;
 pub mod dto;
-pub mod first_logins;
 pub mod handlers;
 pub mod invalidation;
 pub mod model;
@@ -11,8 +10,9 @@ pub mod permissions;
 pub mod query;
 pub mod repo;
 pub mod service;
+pub mod sightings;
 
 pub use cache::UserCache;
 pub use current_user::CurrentUser;
-pub use first_logins::FirstLogins;
 pub use model::User;
+pub use sightings::Sightings;

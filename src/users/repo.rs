@@ -43,6 +43,14 @@ pub fn find_by_sub(conn: &mut DbConnection, sub: &str) -> QueryResult<Option<Use
         .optional()
 }
 
+/// The rows of `subs` that exist, in one statement.
+pub fn find_by_subs(conn: &mut DbConnection, subs: &[&str]) -> QueryResult<Vec<User>> {
+    users::table
+        .filter(users::sub.eq_any(subs))
+        .select(User::as_select())
+        .load(conn)
+}
+
 /// Inserts a row; a unique violation when the `sub` is taken.
 pub fn create(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
     diesel::insert_into(users::table)
@@ -158,6 +166,37 @@ pub fn touch_last_seen(conn: &mut DbConnection, user: &User) -> QueryResult<Opti
             .execute(conn)
     })?;
     Ok((updated > 0).then_some(now))
+}
+
+/// [`touch_last_seen`] for each of `users`, in one statement: their
+/// `last_seen_at` is now where it was written.
+pub fn touch_all_last_seen(conn: &mut DbConnection, users: &mut [User]) -> QueryResult<()> {
+    let now = now();
+    let stale: Vec<i64> = users
+        .iter()
+        .filter(|user| !seen_recently(user, now))
+        .map(|user| user.id)
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let still_stale = users::last_seen_at
+        .is_null()
+        .or(users::last_seen_at.lt(now - LAST_SEEN_INTERVAL));
+    let written: Vec<i64> = single_write(conn, |conn| {
+        diesel::update(
+            users::table
+                .filter(users::id.eq_any(&stale))
+                .filter(still_stale),
+        )
+        .set(users::last_seen_at.eq(now))
+        .returning(users::id)
+        .get_results(conn)
+    })?;
+    for user in users.iter_mut().filter(|user| written.contains(&user.id)) {
+        user.last_seen_at = Some(now);
+    }
+    Ok(())
 }
 
 /// Whether a sighting of `user` at `now` needs no recording: the last one

@@ -3,8 +3,8 @@
 //! sighting reads apart from the writes, and so does an early page of the
 //! list, both on the worker when a connection is idle ([`db::read`]);
 //! first logins are committed together ([`db::write_together`]). On
-//! PostgreSQL a sighting is one hop to the blocking pool, and first logins
-//! are inserted together ([`FirstLogins`]).
+//! PostgreSQL the sightings waiting are read together, and their first
+//! logins inserted together ([`Sightings`]).
 
 use std::sync::Arc;
 
@@ -12,10 +12,10 @@ use super::{
     UserCache,
     cache::Cached,
     dto::CreateUser,
-    first_logins::{FirstLogins, FirstSight},
     model::{NewUser, User, UserChanges, now},
     query::ListQuery,
     repo,
+    sightings::{FirstSight, Sightings},
 };
 use crate::{
     auth::{Principal, Verifier},
@@ -31,7 +31,7 @@ use crate::{
 pub async fn sighting(
     pool: &DbPool,
     cache: &UserCache,
-    first_logins: &FirstLogins,
+    sightings: &Sightings,
     principal: &Principal,
 ) -> Result<Arc<User>, ApiError> {
     let sub = principal.sub.as_str();
@@ -39,7 +39,7 @@ pub async fn sighting(
         return known;
     }
     let ticket = cache.ticket(sub);
-    let read = read_or_create(pool, first_logins, principal).await;
+    let read = read_or_create(pool, sightings, principal).await;
     let entry = match read {
         Ok((user, created)) => {
             if created {
@@ -76,11 +76,14 @@ fn recent(entry: Cached) -> Option<Result<Arc<User>, ApiError>> {
 /// `NotFound` when the subject is tombstoned.
 async fn read_or_create(
     pool: &DbPool,
-    first_logins: &FirstLogins,
+    sightings: &Sightings,
     principal: &Principal,
 ) -> Result<(User, bool), DbError> {
+    // On PostgreSQL, `None` when neither the read nor the insert of the
+    // batch answered: another request or replica inserted the row
+    // meanwhile, or the subject is tombstoned.
     let found = if pool.is_postgres() {
-        find_or_insert_on_postgres(pool, first_logins, principal).await?
+        sightings.find_or_insert(first_sight(principal)).await?
     } else {
         find_recent_on_sqlite(pool, principal.sub.as_str()).await?
     };
@@ -94,29 +97,6 @@ async fn read_or_create(
         Ok((touched(conn, user)?, created))
     })
     .await
-}
-
-/// On PostgreSQL, one hop to the blocking pool finds the row (and records
-/// a stale sighting); a subject without one waits for its batch of first
-/// logins. `None` when neither answered: another request or replica
-/// inserted the row meanwhile, or the subject is tombstoned.
-async fn find_or_insert_on_postgres(
-    pool: &DbPool,
-    first_logins: &FirstLogins,
-    principal: &Principal,
-) -> Result<Option<(User, bool)>, DbError> {
-    let sub = principal.sub.to_string();
-    let find = move |conn: &mut _| match repo::find_by_sub(conn, &sub)? {
-        Some(user) => Ok(Some(touched(conn, user)?)),
-        None => Ok(None),
-    };
-    if let Some(user) = db::run(pool, find).await? {
-        return Ok(Some((user, false)));
-    }
-    Ok(first_logins
-        .insert(first_sight(principal))
-        .await?
-        .map(|user| (user, true)))
 }
 
 /// The row `principal`'s first sighting creates, its `email` and `name`
