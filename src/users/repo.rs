@@ -43,12 +43,23 @@ pub fn find_by_sub(conn: &mut DbConnection, sub: &str) -> QueryResult<Option<Use
         .optional()
 }
 
-/// The rows of `subs` that exist, in one statement.
+/// The rows of `subs` that exist, in one statement on PostgreSQL (one a
+/// subject elsewhere). The statement is planned for each batch: a plan
+/// cached while the table was small would scan it whole once it is not.
 pub fn find_by_subs(conn: &mut DbConnection, subs: &[&str]) -> QueryResult<Vec<User>> {
-    users::table
-        .filter(users::sub.eq_any(subs))
-        .select(User::as_select())
-        .load(conn)
+    let DbConnection::Pg(pg) = conn else {
+        let mut found = Vec::new();
+        for sub in subs {
+            found.extend(find_by_sub(conn, sub)?);
+        }
+        return Ok(found);
+    };
+    diesel::sql_query(
+        "SELECT id, sub, email, name, is_active, created_at, updated_at, last_seen_at \
+         FROM users WHERE sub = ANY($1)",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(subs)
+    .load(pg)
 }
 
 /// Inserts a row; a unique violation when the `sub` is taken.
@@ -180,20 +191,32 @@ pub fn touch_all_last_seen(conn: &mut DbConnection, users: &mut [User]) -> Query
     if stale.is_empty() {
         return Ok(());
     }
-    let still_stale = users::last_seen_at
-        .is_null()
-        .or(users::last_seen_at.lt(now - LAST_SEEN_INTERVAL));
-    let written: Vec<i64> = single_write(conn, |conn| {
-        diesel::update(
-            users::table
-                .filter(users::id.eq_any(&stale))
-                .filter(still_stale),
-        )
-        .set(users::last_seen_at.eq(now))
-        .returning(users::id)
-        .get_results(conn)
-    })?;
-    for user in users.iter_mut().filter(|user| written.contains(&user.id)) {
+    let DbConnection::Pg(pg) = conn else {
+        for user in users.iter_mut() {
+            if let Some(seen) = touch_last_seen(conn, user)? {
+                user.last_seen_at = Some(seen);
+            }
+        }
+        return Ok(());
+    };
+    #[derive(QueryableByName)]
+    struct Written {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    // Planned each time, as `find_by_subs` is.
+    let written: Vec<Written> = diesel::sql_query(
+        "UPDATE users SET last_seen_at = $1 WHERE id = ANY($2) \
+         AND (last_seen_at IS NULL OR last_seen_at < $3) RETURNING id",
+    )
+    .bind::<diesel::sql_types::Timestamp, _>(now)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(&stale)
+    .bind::<diesel::sql_types::Timestamp, _>(now - LAST_SEEN_INTERVAL)
+    .load(pg)?;
+    for user in users
+        .iter_mut()
+        .filter(|user| written.iter().any(|w| w.id == user.id))
+    {
         user.last_seen_at = Some(now);
     }
     Ok(())

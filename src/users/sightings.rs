@@ -18,7 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::{User, model::NewUser, repo};
 use crate::db::{self, DbConnection, DbError, DbPool};
 
-/// The row of a subject seen for the first time, owned until inserted.
+/// What a sighting brings: its subject, and the row to insert should it be
+/// the first.
 pub struct FirstSight {
     /// The subject.
     pub sub: String,
@@ -42,7 +43,7 @@ impl FirstSight {
 type Answer = Result<Option<(User, bool)>, DbError>;
 
 /// A sighting waiting for its batch.
-struct Login {
+struct Sighting {
     sight: FirstSight,
     answer: oneshot::Sender<Answer>,
 }
@@ -50,7 +51,7 @@ struct Login {
 /// The thread of one replica's pool, started by its first sighting.
 pub struct Sightings {
     pool: DbPool,
-    queue: OnceLock<Option<mpsc::Sender<Login>>>,
+    queue: OnceLock<Option<mpsc::Sender<Sighting>>>,
 }
 
 impl Sightings {
@@ -72,10 +73,10 @@ impl Sightings {
         };
         let (answer, answered) = oneshot::channel();
         let waited = tokio::time::timeout(db::CONNECTION_WAIT, async {
-            match queue.send(Login { sight, answer }).await {
+            match queue.send(Sighting { sight, answer }).await {
                 Ok(()) => answered.await.unwrap_or(Err(DbError::WriterStopped)),
                 // The thread is gone: this sighting goes alone.
-                Err(mpsc::error::SendError(login)) => self.alone(login.sight).await,
+                Err(mpsc::error::SendError(sighting)) => self.alone(sighting.sight).await,
             }
         });
         waited.await.unwrap_or(Err(DbError::Busy))
@@ -86,7 +87,7 @@ impl Sightings {
         db::run(&self.pool, move |conn| find_or_insert_alone(conn, &sight)).await
     }
 
-    fn queue(&self) -> Option<&mpsc::Sender<Login>> {
+    fn queue(&self) -> Option<&mpsc::Sender<Sighting>> {
         self.queue
             .get_or_init(|| {
                 let pool = self.pool.clone();
@@ -102,10 +103,10 @@ impl Sightings {
 /// inserts the others in one more and answers them. Should the insert fail,
 /// each row is inserted again alone, so only its own failure reaches a
 /// caller; without a connection, every caller is told so.
-fn handle_batch(pool: &DbPool, mut batch: Vec<Login>) {
+fn handle_batch(pool: &DbPool, mut batch: Vec<Sighting>) {
     // A caller that went away (its request was cancelled or timed out)
     // needs no row.
-    batch.retain(|login| !login.answer.is_closed());
+    batch.retain(|sighting| !sighting.answer.is_closed());
     if batch.is_empty() {
         return;
     }
@@ -127,12 +128,12 @@ fn handle_batch(pool: &DbPool, mut batch: Vec<Login>) {
         }
     };
     let mut first_logins = Vec::new();
-    for login in batch {
-        match found.get(&login.sight.sub) {
+    for sighting in batch {
+        match found.get(&sighting.sight.sub) {
             Some(user) => {
-                let _ = login.answer.send(Ok(Some((user.clone(), false))));
+                let _ = sighting.answer.send(Ok(Some((user.clone(), false))));
             }
-            None => first_logins.push(login),
+            None => first_logins.push(sighting),
         }
     }
     if !first_logins.is_empty() {
@@ -144,9 +145,12 @@ fn handle_batch(pool: &DbPool, mut batch: Vec<Login>) {
 /// sightings recorded: two statements at most.
 fn find_rows(
     conn: &mut DbConnection,
-    batch: &[Login],
+    batch: &[Sighting],
 ) -> diesel::QueryResult<HashMap<String, User>> {
-    let subs: Vec<&str> = batch.iter().map(|login| login.sight.sub.as_str()).collect();
+    let subs: Vec<&str> = batch
+        .iter()
+        .map(|sighting| sighting.sight.sub.as_str())
+        .collect();
     let mut found = repo::find_by_subs(conn, &subs)?;
     repo::touch_all_last_seen(conn, &mut found)?;
     Ok(found
@@ -156,7 +160,7 @@ fn find_rows(
 }
 
 /// Inserts the rows of `batch` in one statement and answers each login.
-fn insert_batch(pool: &DbPool, conn: &mut DbConnection, batch: Vec<Login>) {
+fn insert_batch(pool: &DbPool, conn: &mut DbConnection, batch: Vec<Sighting>) {
     let rows: Vec<NewUser<'_>> = batch.iter().map(|login| login.sight.row()).collect();
     let inserted = catch_unwind(AssertUnwindSafe(|| repo::create_absent(conn, &rows)));
     match inserted {
@@ -185,7 +189,7 @@ fn insert_batch(pool: &DbPool, conn: &mut DbConnection, batch: Vec<Login>) {
 }
 
 /// Answers each login with its row if the batch inserted it.
-fn answer_inserted(batch: Vec<Login>, inserted: Vec<User>) {
+fn answer_inserted(batch: Vec<Sighting>, inserted: Vec<User>) {
     let mut inserted: HashMap<String, User> = inserted
         .into_iter()
         .map(|user| (user.sub.clone(), user))
@@ -197,8 +201,8 @@ fn answer_inserted(batch: Vec<Login>, inserted: Vec<User>) {
     }
 }
 
-/// Answers every login of `batch` with why it could not be written.
-fn answer_all(mut batch: Vec<Login>, e: DbError) {
+/// Answers every sighting of `batch` with why it could not be answered.
+fn answer_all(mut batch: Vec<Sighting>, e: DbError) {
     if batch.len() == 1 {
         if let Some(login) = batch.pop() {
             let _ = login.answer.send(Err(e));
