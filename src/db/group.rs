@@ -10,8 +10,8 @@
 //! each write is tried again alone, so every caller gets its own answer.
 //!
 //! The thread and its queue ([`batches`]) also serve PostgreSQL's sightings
-//! (`users::sightings`) and DPoP proofs ([`replay`](super::replay)), each
-//! batch in a statement or two.
+//! (`users::sightings`) and DPoP proofs ([`replay`](super::replay)), a few
+//! statements for each batch.
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},

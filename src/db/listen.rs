@@ -22,14 +22,14 @@ pub fn notify(conn: &mut DbConnection, channel: &str, payload: &str) -> diesel::
     Ok(())
 }
 
-/// How often a quiet listener checks that its connection is still alive:
-/// reading alone does not notice a server that stopped answering.
+/// How often a listener checks that the server still answers: reading alone
+/// does not notice a server that stopped answering.
 pub const PING_EVERY: Duration = Duration::from_millis(250);
 
 /// One connection that listens on a channel.
 pub struct Listener {
     conn: PgConnection,
-    pinged: Instant,
+    heard: Instant,
 }
 
 impl Listener {
@@ -38,28 +38,33 @@ impl Listener {
     /// Both names are identifiers chosen by the program, never by a client.
     pub fn connect(url: &str, channel: &str, application_name: &str) -> Result<Self, DbError> {
         let mut conn = PgConnection::establish(url).map_err(DbError::Connect)?;
+        let sent = Instant::now();
         conn.batch_execute(&format!(
             "SET application_name = '{application_name}'; LISTEN \"{channel}\""
         ))?;
-        Ok(Self {
-            conn,
-            pinged: Instant::now(),
-        })
+        Ok(Self { conn, heard: sent })
     }
 
-    /// The payloads received since the last call, without waiting; an error
-    /// when the connection is gone.
+    /// The payloads received since the last call, without waiting for any;
+    /// an error when the connection is gone. Every [`PING_EVERY`] it asks
+    /// the server for an answer first, which may wait: the answer comes
+    /// after every notification committed before the question.
     pub fn drain(&mut self) -> Result<Vec<String>, DbError> {
-        let payloads = self
+        if self.heard.elapsed() >= PING_EVERY {
+            let sent = Instant::now();
+            self.conn.batch_execute("SELECT 1")?;
+            self.heard = sent;
+        }
+        Ok(self
             .conn
             .notifications_iter()
             .map(|n| n.map(|n| n.payload))
-            .collect::<Result<Vec<_>, _>>()?;
-        if payloads.is_empty() && self.pinged.elapsed() >= PING_EVERY {
-            // Reading alone does not notice a connection that went silent.
-            self.conn.batch_execute("SELECT 1")?;
-            self.pinged = Instant::now();
-        }
-        Ok(payloads)
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// When the server was last known to be answering: every notification
+    /// it sent before then has been read.
+    pub fn heard(&self) -> Instant {
+        self.heard
     }
 }

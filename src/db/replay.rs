@@ -5,10 +5,15 @@
 //! stream of DPoP requests pays one commit (a WAL flush, waited for) a
 //! batch, not one a request.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::Arc,
+    time::Duration,
+};
 
 use diesel::{
-    RunQueryDsl,
+    PgConnection, RunQueryDsl,
     sql_types::{Array, BigInt, Text},
 };
 use tokio::sync::{mpsc, oneshot};
@@ -123,25 +128,38 @@ fn record(conn: &mut DbConnection, key: &str, expires_at: i64) -> Result<bool, D
 /// Records the proofs of `batch` in one statement and tells each whether
 /// it was new: only what the statement inserted is, so of two requests
 /// bringing one proof in a batch, one is told so. Without a connection, or
-/// should the statement fail, every proof is told why.
+/// should the statement fail, every proof is told why, and none recorded.
 fn record_batch(pool: &DbPool, mut batch: Vec<Proof>) {
-    // A caller that went away (its request was cancelled) needs no record.
+    // A caller that went away (its request was cancelled or timed out)
+    // needs no record, and a proof recorded for it could not be retried.
     batch.retain(|proof| !proof.answer.is_closed());
     if batch.is_empty() {
         return;
     }
-    let recorded = pool
-        .get_in_turn()
-        .and_then(|mut conn| insert_new(&mut conn, &batch));
-    let mut new = match recorded {
-        Ok(new) => new,
-        Err(e) => {
+    let mut conn = match pool.get_in_turn() {
+        Ok(conn) => conn,
+        Err(e) => return answer_all(batch, e),
+    };
+    // The wait for a connection may have outlasted some callers' patience.
+    batch.retain(|proof| !proof.answer.is_closed());
+    let DbConnection::Pg(pg) = &mut *conn else {
+        // One statement each, each answered with its own result.
+        for proof in batch {
+            let recorded = record(&mut conn, &proof.key, proof.expires_at);
+            let _ = proof.answer.send(recorded);
+        }
+        return;
+    };
+    let inserted = catch_unwind(AssertUnwindSafe(|| insert_new(pg, &batch)));
+    let mut new = match inserted {
+        Ok(Ok(new)) => new,
+        Ok(Err(e)) => {
             pool.note(&e);
-            let e = Arc::new(e);
-            for proof in batch {
-                let _ = proof.answer.send(Err(DbError::Batch(e.clone())));
-            }
-            return;
+            return answer_all(batch, e);
+        }
+        Err(_) => {
+            log::error!("recording a batch of DPoP proofs panicked");
+            return answer_all(batch, DbError::WriterStopped);
         }
     };
     for proof in batch {
@@ -149,23 +167,22 @@ fn record_batch(pool: &DbPool, mut batch: Vec<Proof>) {
     }
 }
 
-/// The keys of `batch` that no replica had recorded, now recorded: one
-/// statement on PostgreSQL, one per proof on SQLite.
-fn insert_new(conn: &mut DbConnection, batch: &[Proof]) -> Result<HashSet<String>, DbError> {
+/// Tells every proof of `batch` why it could not be recorded.
+fn answer_all(batch: Vec<Proof>, e: DbError) {
+    let e = Arc::new(e);
+    for proof in batch {
+        let _ = proof.answer.send(Err(DbError::Batch(e.clone())));
+    }
+}
+
+/// The keys of `batch` that no replica had recorded, now recorded, in one
+/// statement.
+fn insert_new(pg: &mut PgConnection, batch: &[Proof]) -> Result<HashSet<String>, DbError> {
     #[derive(diesel::QueryableByName)]
     struct Inserted {
         #[diesel(sql_type = Text)]
         proof_key: String,
     }
-    let DbConnection::Pg(pg) = conn else {
-        let mut new = HashSet::new();
-        for proof in batch {
-            if record(conn, &proof.key, proof.expires_at)? {
-                new.insert(proof.key.clone());
-            }
-        }
-        return Ok(new);
-    };
     let keys: Vec<&str> = batch.iter().map(|proof| proof.key.as_str()).collect();
     let expiries: Vec<i64> = batch.iter().map(|proof| proof.expires_at).collect();
     // A key twice in the batch conflicts with its own first row: DO NOTHING.

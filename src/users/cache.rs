@@ -44,9 +44,11 @@ const COUNT_STRIPES: usize = 64;
 const STRIPES: usize = 1024;
 
 /// How long an entry is served after it was read from the database.
-/// Evictions make it exact for every write made through usergate (a replica
-/// that may have missed one does not trust its cache); the limit bounds how
-/// long a row changed in the database by hand takes to show.
+/// Evictions make it exact for every change an admin makes through usergate
+/// (a replica that may have missed one does not trust its cache); the limit
+/// bounds how long a row changed in the database by hand takes to show, and
+/// how far behind another replica's `last_seen_at` may be (a sighting is
+/// recorded at most every five minutes, and announced to no one).
 pub const USER_CACHE_TTL: Duration = Duration::from_secs(30);
 
 /// How old an entry may be and still answer when the database cannot be
@@ -252,18 +254,21 @@ impl UserCache {
         self.shared.trusted_until.store(0, Ordering::Release);
     }
 
-    /// Serves entries for `lease` from now: the listener's word that it
-    /// missed no eviction so far. When trust had lapsed meanwhile, evictions
-    /// may have been missed, so everything is forgotten first.
-    pub fn trust_for(&self, lease: Duration) {
-        let now = self.millis();
-        if self.shared.trusted_until.load(Ordering::Acquire) <= now {
+    /// Serves entries until `until`: the listener's word that it missed no
+    /// eviction before then. When trust had lapsed meanwhile, evictions may
+    /// have been missed, so everything is forgotten first; then `true`.
+    pub fn trust_until(&self, until: Instant) -> bool {
+        let lapsed = self.shared.trusted_until.load(Ordering::Acquire) <= self.millis();
+        if lapsed {
             self.flush();
         }
-        let lease = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        let until = until
+            .saturating_duration_since(self.shared.epoch)
+            .as_millis();
         self.shared
             .trusted_until
-            .store(now.saturating_add(lease), Ordering::Release);
+            .store(u64::try_from(until).unwrap_or(u64::MAX), Ordering::Release);
+        lapsed
     }
 
     fn millis(&self) -> u64 {
@@ -348,10 +353,10 @@ mod tests {
     fn trust_lapses_unless_renewed_and_comes_back_only_after_a_flush() {
         let cache = UserCache::default();
         cache.put(cache.ticket("c"), "c", user("c"));
-        cache.trust_for(Duration::ZERO);
+        assert!(!cache.trust_until(Instant::now()), "a first lease");
         assert!(cache.get("c").is_none(), "served after the lease lapsed");
         let during = cache.ticket("c");
-        cache.trust_for(Duration::from_secs(60));
+        assert!(cache.trust_until(Instant::now() + Duration::from_secs(60)));
         assert!(cache.get("c").is_none(), "kept across a lapse");
         cache.put(during, "c", user("c"));
         assert!(
@@ -360,7 +365,7 @@ mod tests {
         );
         cache.put(cache.ticket("c"), "c", user("c"));
         assert!(cache.get("c").is_some(), "not trusted again");
-        cache.trust_for(Duration::from_secs(60));
+        assert!(!cache.trust_until(Instant::now() + Duration::from_secs(60)));
         assert!(cache.get("c").is_some(), "a renewal in time flushed");
     }
 

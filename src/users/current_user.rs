@@ -56,7 +56,7 @@ async fn current_user(req: &ServiceRequest, principal: &Principal) -> Result<Arc
         req.app_data::<web::Data<Sightings>>(),
     ) else {
         return Err(ApiError::Internal(
-            "the users scope is wired without a pool, user cache or first-login queue".into(),
+            "the users scope is wired without a pool, user cache or sightings queue".into(),
         ));
     };
     let user = service::sighting(pool, cache, sightings, principal).await?;

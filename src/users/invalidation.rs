@@ -2,17 +2,17 @@
 //! `NOTIFY` with the row's `sub` inside its transaction (so it is delivered on
 //! commit only), and every replica keeps one dedicated `LISTEN` connection,
 //! polled on its own thread, that evicts each `sub` it hears of. While that
-//! connection is down, or hangs, the replica may miss evictions: each poll
-//! that reads the connection renews the cache's trust for [`TRUST_LEASE`]
-//! only, so the cache is not trusted from the moment that renewal lapses
-//! until the listener reads again and has flushed it. SQLite serves one
-//! process per database file: nothing to listen to.
+//! connection is down, or hangs, the replica may miss evictions: the cache
+//! is trusted for [`TRUST_LEASE`] past the last moment the server was known
+//! to answer, and once that lapses, not until the listener hears from the
+//! server again and has flushed it. SQLite serves one process per database
+//! file: nothing to listen to.
 
 use std::{thread, time::Duration};
 
 use super::{UserCache, cache::WeakUserCache};
 use crate::{
-    db::{DatabaseUrl, DbConnection, Listener, notify},
+    db::{DatabaseUrl, DbConnection, Listener, PING_EVERY, notify},
     report::Chain,
 };
 
@@ -26,12 +26,16 @@ pub const APPLICATION_NAME: &str = "usergate-invalidation";
 /// a write on one replica and the eviction on the others.
 const POLL_EVERY: Duration = Duration::from_millis(5);
 
-/// How long one poll that read the connection keeps the cache trusted. A
-/// quiet connection is pinged every [`PING_EVERY`](crate::db::PING_EVERY),
-/// so a listener whose connection hangs unnoticed stops the cache from
-/// answering within a second of the last word it heard, as a write through
-/// another replica must be seen.
+/// How long past the server's last answer the cache stays trusted. The
+/// server is asked every [`PING_EVERY`], so a lease is renewed three times
+/// over in the normal course; when the connection hangs, a write is served
+/// stale for this long at most (plus one [`POLL_EVERY`]), within the second
+/// in which every replica must see it.
 const TRUST_LEASE: Duration = Duration::from_millis(750);
+const _: () = assert!(
+    PING_EVERY.as_millis() * 2 < TRUST_LEASE.as_millis()
+        && TRUST_LEASE.as_millis() + POLL_EVERY.as_millis() < 1000
+);
 
 /// The first and the longest wait between two connection attempts.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -81,7 +85,7 @@ fn run(url: &str, cache: &WeakUserCache, first: tokio::sync::oneshot::Sender<()>
                 // write committed in between is both flushed and announced,
                 // never missed.
                 let Some(live) = cache.upgrade() else { return };
-                live.trust_for(TRUST_LEASE);
+                live.trust_until(listener.heard() + TRUST_LEASE);
                 metrics::gauge!("usergate_user_cache_listening").set(1.0);
                 drop(live);
                 log::info!("user cache invalidation: listening on {CHANNEL}");
@@ -133,7 +137,13 @@ fn listen(mut listener: Listener, cache: &WeakUserCache) -> bool {
                         .increment(subs.len() as u64);
                     subs.iter().for_each(|sub| live.evict(sub));
                 }
-                live.trust_for(TRUST_LEASE);
+                if live.trust_until(listener.heard() + TRUST_LEASE) {
+                    metrics::counter!("usergate_user_cache_trust_lapses_total").increment(1);
+                    log::warn!(
+                        "user cache invalidation: the server did not answer the listener \
+                         for over {TRUST_LEASE:?}; the user cache was flushed"
+                    );
+                }
             }
             Err(e) => {
                 live.distrust();

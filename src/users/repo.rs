@@ -213,10 +213,8 @@ pub fn touch_all_last_seen(conn: &mut DbConnection, users: &mut [User]) -> Query
     .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(&stale)
     .bind::<diesel::sql_types::Timestamp, _>(now - LAST_SEEN_INTERVAL)
     .load(pg)?;
-    for user in users
-        .iter_mut()
-        .filter(|user| written.iter().any(|w| w.id == user.id))
-    {
+    let written: std::collections::HashSet<i64> = written.into_iter().map(|w| w.id).collect();
+    for user in users.iter_mut().filter(|user| written.contains(&user.id)) {
         user.last_seen_at = Some(now);
     }
     Ok(())

@@ -2,9 +2,10 @@
 //! Each alone would pay a hop to the blocking pool and a round trip to read
 //! its row, and a first login a commit (a WAL flush, waited for) to insert
 //! it. Here one thread per replica reads the rows of all the sightings
-//! waiting in one statement, answers those it found, and inserts the rows of
-//! the first logins among them in one more: a burst of requests pays two
-//! round trips and one commit a batch. (On SQLite, reads are cheap where
+//! waiting in one statement (and records their stale sightings in one
+//! more), answers those it found, then inserts the rows of the first logins
+//! among them: a burst of requests pays a few statements a batch, not a
+//! round trip and a commit each. (On SQLite, reads are cheap where
 //! they are, and [`db::write_together`] commits all writes together.)
 
 use std::{
@@ -114,6 +115,8 @@ fn handle_batch(pool: &DbPool, mut batch: Vec<Sighting>) {
         Ok(conn) => conn,
         Err(e) => return answer_all(batch, e),
     };
+    // The wait for a connection may have outlasted some callers' patience.
+    batch.retain(|sighting| !sighting.answer.is_closed());
     let found = catch_unwind(AssertUnwindSafe(|| find_rows(&mut conn, &batch)));
     let found = match found {
         Ok(Ok(found)) => found,
@@ -142,7 +145,8 @@ fn handle_batch(pool: &DbPool, mut batch: Vec<Sighting>) {
 }
 
 /// The rows of the subjects of `batch` that exist, by subject, their stale
-/// sightings recorded: two statements at most.
+/// sightings recorded: two statements at most. A sighting that could not
+/// be recorded leaves its row as it was read, to be recorded next time.
 fn find_rows(
     conn: &mut DbConnection,
     batch: &[Sighting],
@@ -152,7 +156,9 @@ fn find_rows(
         .map(|sighting| sighting.sight.sub.as_str())
         .collect();
     let mut found = repo::find_by_subs(conn, &subs)?;
-    repo::touch_all_last_seen(conn, &mut found)?;
+    if let Err(e) = repo::touch_all_last_seen(conn, &mut found) {
+        log::warn!("recording {} sightings failed: {e}", found.len());
+    }
     Ok(found
         .into_iter()
         .map(|user| (user.sub.clone(), user))

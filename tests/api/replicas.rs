@@ -247,7 +247,16 @@ async fn a_replica_whose_listener_is_killed_serves_no_stale_row_and_listens_agai
 struct Frozen(Vec<i32>);
 
 impl Frozen {
+    /// Stops `pids`, each of them a PostgreSQL server process of this host.
     fn new(pids: Vec<i32>) -> Self {
+        for pid in &pids {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            assert!(
+                comm.starts_with("postgres"),
+                "pid {pid} is not a local PostgreSQL process ({comm:?}): \
+                 this test needs TEST_DATABASE_URL on this host"
+            );
+        }
         assert!(signal("STOP", &pids), "SIGSTOP to {pids:?}");
         Self(pids)
     }
@@ -266,6 +275,22 @@ fn signal(name: &str, pids: &[i32]) -> bool {
         .args(pids.iter().map(i32::to_string))
         .status()
         .is_ok_and(|status| status.success())
+}
+
+/// How often `app` flushed its user cache to trust it again after its
+/// listener went unanswered.
+async fn trust_lapses(app: &TestApp) -> u64 {
+    let metrics = app
+        .get_anonymous("/metrics")
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("usergate_user_cache_trust_lapses_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The server processes of the listener connections on `database_url`.
@@ -289,7 +314,8 @@ fn listener_pids(admin: &mut PgConnection, database_url: &str) -> Vec<i32> {
 }
 
 #[actix_web::test]
-async fn a_replica_whose_listener_hangs_serves_no_stale_row_and_caches_again_once_it_answers() {
+async fn a_replica_whose_listener_hangs_serves_no_stale_row_and_trusts_its_cache_again_once_it_answers()
+ {
     let Some((a, b)) = two_replicas().await else {
         return;
     };
@@ -308,9 +334,8 @@ async fn a_replica_whose_listener_hangs_serves_no_stale_row_and_caches_again_onc
     let id = cached_on(&b, &user).await["id"].clone();
 
     // The connections stay open and the pings go unanswered: nothing fails,
-    // and no announcement reaches B.
+    // and no announcement reaches B, from the moment of the stop.
     let frozen = Frozen::new(listener_pids(&mut admin_db, &a.database_url));
-    tokio::time::sleep(Duration::from_millis(300)).await;
     patch_user(&a, &admin, &id, json!({"is_active": false})).await;
     seen_within(
         &b,
@@ -331,9 +356,14 @@ async fn a_replica_whose_listener_hangs_serves_no_stale_row_and_caches_again_onc
     })
     .await;
 
-    // Answering again: B caches again, and hears of changes again.
+    // Answering again: B flushes its cache and trusts it again, and hears
+    // of changes again.
     drop(frozen);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while trust_lapses(&b).await < 1 {
+        assert!(Instant::now() < deadline, "B trusts its cache again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     cached_on(&b, &user).await;
     patch_user(&a, &admin, &id, json!({"name": "after"})).await;
     seen_within(&b, &user, "rename after the listener answered", |s, u| {

@@ -70,18 +70,24 @@ async fn proofs_sent_together_are_each_accepted_once(backend: Backend) {
             let r = app
                 .send_dpop(Method::GET, "/users/me", &token, &[proof])
                 .await;
-            (proof.clone(), r.status().as_u16())
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.expect("a JSON body");
+            (proof.clone(), status, body)
         })
     });
     let answers = futures::future::join_all(sends).await;
     for proof in &proofs {
         let mut statuses: Vec<u16> = answers
             .iter()
-            .filter(|(sent, _)| sent == proof)
-            .map(|(_, status)| *status)
+            .filter(|(sent, _, _)| sent == proof)
+            .map(|(_, status, _)| *status)
             .collect();
         statuses.sort_unstable();
         assert_eq!(statuses, [200, 401, 401], "one proof sent three times");
+    }
+    for (_, _, body) in answers.iter().filter(|(_, status, _)| *status == 401) {
+        let replayed = format!("invalid DPoP proof: {REPLAYED}");
+        assert_eq!(body["detail"], replayed, "refused as replayed: {body}");
     }
 }
 
