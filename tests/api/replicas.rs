@@ -14,6 +14,7 @@ use crate::{
     },
     support::{
         app::{Options, TestApp},
+        assert::{metrics_text, series_value},
         db::Backend,
     },
 };
@@ -178,22 +179,44 @@ fn listeners(admin: &mut PgConnection, database_url: &str, terminate: bool) -> i
     )
 }
 
-#[actix_web::test]
-async fn a_replica_whose_listener_is_killed_serves_no_stale_row_and_listens_again() {
-    let Some((a, b)) = two_replicas().await else {
-        return;
-    };
-    let base = match Backend::postgres() {
-        Some(Backend::Postgres(base)) => base,
-        _ => return,
+/// [`two_replicas`] once both listen, with a connection of the test's own
+/// to their database server; `None` without PostgreSQL.
+async fn two_listening_replicas() -> Option<(TestApp, TestApp, PgConnection)> {
+    let (a, b) = two_replicas().await?;
+    let Some(Backend::Postgres(base)) = Backend::postgres() else {
+        return None;
     };
     let mut admin_db = PgConnection::establish(&base).expect("admin connection");
-    let name = url::Url::parse(&a.database_url).expect("url").path()[1..].to_owned();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while listeners(&mut admin_db, &a.database_url, false) < 2 {
-        assert!(Instant::now() < deadline, "both replicas listen");
+    await_listeners(
+        &mut admin_db,
+        &a.database_url,
+        Duration::from_secs(5),
+        "at start",
+    )
+    .await;
+    Some((a, b, admin_db))
+}
+
+/// Waits, at most `within`, until both replicas on `database_url` listen.
+async fn await_listeners(
+    admin: &mut PgConnection,
+    database_url: &str,
+    within: Duration,
+    when: &str,
+) {
+    let deadline = Instant::now() + within;
+    while listeners(admin, database_url, false) < 2 {
+        assert!(Instant::now() < deadline, "both replicas listen {when}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[actix_web::test]
+async fn a_replica_whose_listener_is_killed_serves_no_stale_row_and_listens_again() {
+    let Some((a, b, mut admin_db)) = two_listening_replicas().await else {
+        return;
+    };
+    let name = url::Url::parse(&a.database_url).expect("url").path()[1..].to_owned();
     let admin = a.token("auth0|killed-admin", ALL);
     let user = a.token("auth0|killed-user", &[]);
     let id = cached_on(&b, &user).await["id"].clone();
@@ -227,11 +250,13 @@ async fn a_replica_whose_listener_is_killed_serves_no_stale_row_and_listens_agai
     diesel::sql_query(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
         .execute(&mut admin_db)
         .expect("allow connections");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while listeners(&mut admin_db, &a.database_url, false) < 2 {
-        assert!(Instant::now() < deadline, "both replicas listen again");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    await_listeners(
+        &mut admin_db,
+        &a.database_url,
+        Duration::from_secs(10),
+        "again",
+    )
+    .await;
     // Listening again: B caches again, and hears of changes again.
     tokio::time::sleep(Duration::from_millis(100)).await;
     cached_on(&b, &user).await;
@@ -280,17 +305,11 @@ fn signal(name: &str, pids: &[i32]) -> bool {
 /// How often `app` flushed its user cache to trust it again after its
 /// listener went unanswered.
 async fn trust_lapses(app: &TestApp) -> u64 {
-    let metrics = app
-        .get_anonymous("/metrics")
-        .await
-        .text()
-        .await
-        .expect("metrics");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("usergate_user_cache_trust_lapses_total "))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    series_value(
+        &metrics_text(app).await,
+        "usergate_user_cache_trust_lapses_total",
+    )
+    .unwrap_or(0)
 }
 
 /// The server processes of the listener connections on `database_url`.
@@ -316,19 +335,9 @@ fn listener_pids(admin: &mut PgConnection, database_url: &str) -> Vec<i32> {
 #[actix_web::test]
 async fn a_replica_whose_listener_hangs_serves_no_stale_row_and_trusts_its_cache_again_once_it_answers()
  {
-    let Some((a, b)) = two_replicas().await else {
+    let Some((a, b, mut admin_db)) = two_listening_replicas().await else {
         return;
     };
-    let base = match Backend::postgres() {
-        Some(Backend::Postgres(base)) => base,
-        _ => return,
-    };
-    let mut admin_db = PgConnection::establish(&base).expect("admin connection");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while listeners(&mut admin_db, &a.database_url, false) < 2 {
-        assert!(Instant::now() < deadline, "both replicas listen");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let admin = a.token("auth0|hung-admin", ALL);
     let user = a.token("auth0|hung-user", &[]);
     let id = cached_on(&b, &user).await["id"].clone();

@@ -9,7 +9,7 @@ use reqwest::Response;
 
 use crate::support::{
     app::TestApp,
-    assert::{assert_problem, dpop_challenge, header},
+    assert::{assert_problem, dpop_challenge, header, metrics_text, series_value},
     dpop::{ALGS, DpopKey},
 };
 
@@ -40,15 +40,6 @@ pub async fn assert_proof_refused(base: &str, r: Response, description: &str, ca
 /// `usergate_auth_failures_total` for `reason`, `None` when never counted.
 /// The recorder is the test process's: other tests may count too.
 pub async fn failures(app: &TestApp, reason: &str) -> Option<u64> {
-    let metrics = app
-        .get_anonymous("/metrics")
-        .await
-        .text()
-        .await
-        .expect("metrics");
-    let series = format!("usergate_auth_failures_total{{reason=\"{reason}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series.as_str()))
-        .and_then(|n| n.parse().ok())
+    let series = format!("usergate_auth_failures_total{{reason=\"{reason}\"}}");
+    series_value(&metrics_text(app).await, &series)
 }

@@ -200,6 +200,14 @@ pub async fn metrics_text(app: &TestApp) -> String {
     r.text().await.expect("metrics text")
 }
 
+/// The value of the one sample `series` (a name, with its labels if any)
+/// in the Prometheus `text`; `None` when it is not there.
+pub fn series_value(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|n| n.parse().ok())
+}
+
 /// The sum of metric `name`'s samples whose labels contain `labels` in the
 /// Prometheus `text` (0 when there is none).
 pub fn sample(text: &str, name: &str, labels: &str) -> f64 {
