@@ -21,7 +21,7 @@ use std::{
 use diesel::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{DbConnection, DbError, DbPool, transaction::sqlite_depth, write_transaction};
+use super::{DbConnection, DbError, DbPool, InTurn, transaction::sqlite_depth, write_transaction};
 
 /// Items (writes, rows) handled together at most.
 const MAX_BATCH: usize = 64;
@@ -145,6 +145,24 @@ pub fn batches<T: Send + 'static>(
             }
         })?;
     Ok(queue)
+}
+
+/// A connection, taken in turn, for the items of `batch` whose caller is
+/// still waiting (`gone` tells those who gave up, before and after the wait
+/// for it: a write made for a caller who went away may not be undone, a
+/// recorded DPoP proof for one), or `None` when no caller is left.
+pub fn connection_for<T>(
+    pool: &DbPool,
+    batch: &mut Vec<T>,
+    gone: impl Fn(&T) -> bool,
+) -> Result<Option<InTurn>, DbError> {
+    batch.retain(|item| !gone(item));
+    if batch.is_empty() {
+        return Ok(None);
+    }
+    let conn = pool.get_in_turn()?;
+    batch.retain(|item| !gone(item));
+    Ok((!batch.is_empty()).then_some(conn))
 }
 
 /// Why a batch did not commit.

@@ -19,7 +19,7 @@ use diesel::{
 };
 
 pub use error::DbError;
-pub use group::{batches, write_together};
+pub use group::{batches, connection_for, write_together};
 pub use listen::{Listener, PING_EVERY, notify};
 pub use pool::{
     CONNECTION_WAIT, DbPool, InTurn, build_pool, ping, read, run, run_migrations, run_migrations_on,

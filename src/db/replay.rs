@@ -18,7 +18,7 @@ use diesel::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::{CONNECTION_WAIT, DbConnection, DbError, DbPool, batches, run};
+use super::{CONNECTION_WAIT, DbConnection, DbError, DbPool, batches, connection_for, run};
 use crate::auth::{
     claims::unix_now,
     replay::{FirstUse, ReplayStore, ReplayStoreDown},
@@ -130,18 +130,11 @@ fn record(conn: &mut DbConnection, key: &str, expires_at: i64) -> Result<bool, D
 /// bringing one proof in a batch, one is told so. Without a connection, or
 /// should the statement fail, every proof is told why, and none recorded.
 fn record_batch(pool: &DbPool, mut batch: Vec<Proof>) {
-    // A caller that went away (its request was cancelled or timed out)
-    // needs no record, and a proof recorded for it could not be retried.
-    batch.retain(|proof| !proof.answer.is_closed());
-    if batch.is_empty() {
-        return;
-    }
-    let mut conn = match pool.get_in_turn() {
-        Ok(conn) => conn,
+    let mut conn = match connection_for(pool, &mut batch, |proof| proof.answer.is_closed()) {
+        Ok(Some(conn)) => conn,
+        Ok(None) => return,
         Err(e) => return answer_all(batch, e),
     };
-    // The wait for a connection may have outlasted some callers' patience.
-    batch.retain(|proof| !proof.answer.is_closed());
     let DbConnection::Pg(pg) = &mut *conn else {
         // One statement each, each answered with its own result.
         for proof in batch {

@@ -105,18 +105,12 @@ impl Sightings {
 /// each row is inserted again alone, so only its own failure reaches a
 /// caller; without a connection, every caller is told so.
 fn handle_batch(pool: &DbPool, mut batch: Vec<Sighting>) {
-    // A caller that went away (its request was cancelled or timed out)
-    // needs no row.
-    batch.retain(|sighting| !sighting.answer.is_closed());
-    if batch.is_empty() {
-        return;
-    }
-    let mut conn = match pool.get_in_turn() {
-        Ok(conn) => conn,
+    let gone = |sighting: &Sighting| sighting.answer.is_closed();
+    let mut conn = match db::connection_for(pool, &mut batch, gone) {
+        Ok(Some(conn)) => conn,
+        Ok(None) => return,
         Err(e) => return answer_all(batch, e),
     };
-    // The wait for a connection may have outlasted some callers' patience.
-    batch.retain(|sighting| !sighting.answer.is_closed());
     let found = catch_unwind(AssertUnwindSafe(|| find_rows(&mut conn, &batch)));
     let found = match found {
         Ok(Ok(found)) => found,
