@@ -63,6 +63,7 @@ one="$("$bin" mint-token --sub 'bench|one' --permissions read:users)"
 curl -fs -H "Authorization: Bearer $one" "$url/users/me" >/dev/null
 "$mint" "$DEV_KEY_PATH" "$issuer" "$audience" 'bench|user-' "$users" 3600 >"$work/first.txt"
 cat bench/tokens.lua bench/report.lua >"$work/tokens.lua"
+cat bench/offsets.lua bench/report.lua >"$work/offsets.lua"
 
 # CPU time in clock ticks: the server's (user + system), and for PostgreSQL
 # that of all its processes, so each row also says what a request cost.
@@ -76,7 +77,7 @@ db_cpu_ticks() {
 }
 
 run() { # name path [token-file [cycle]]
-  local name="$1" path="$2" script=bench/report.lua
+  local name="$1" path="$2" script="${ROW_SCRIPT:-bench/report.lua}"
   local args=(-t "$threads" -c "$connections" -d "${duration}s" --latency)
   if [ -n "${3:-}" ]; then
     script="$work/tokens.lua"
@@ -121,7 +122,10 @@ run first_login /users/me "$work/first.txt"
 created="$(curl -fs -H "Authorization: Bearer $one" "$url/users?limit=1" | sed -E 's/^\{"count":([0-9]+).*/\1/')"
 "$mint" "$DEV_KEY_PATH" "$issuer" "$audience" 'bench|user-' "$((created - 200))" 3599 >"$work/again.txt"
 run me_distinct_tokens /users/me "$work/again.txt" 1
+# The same page again and again (served from the page cache, read once a
+# second), then early pages drawn at random (read from the database).
 run list_limit_50 "/users?limit=50"
+ROW_SCRIPT="$work/offsets.lua" run list_random_early_pages "/users?limit=50"
 # Traffic as a deployment sees it: of every 50 requests, 45 repeat the one
 # token ("=" lines), 4 bring a new token of an existing user and 1 is a
 # first login.

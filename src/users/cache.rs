@@ -1,13 +1,15 @@
 //! Recently seen users by subject, so that a steady stream of requests from
-//! one user costs no database round trip; and the recent counts of `GET
-//! /users` by search, so that a page costs one query, not two.
+//! one user costs no database round trip; and what `GET /users` read in
+//! the last [`LIST_TTL`]: the counts by search, so that a page costs one
+//! query, not two, and the pages, so that a page asked for again costs none.
 //!
-//! Three rules keep it from ever answering with an outdated row or count:
-//! - every write evicts the subject and forgets every count, here and
-//!   (through [`invalidation`](super::invalidation)) on every other replica;
-//!   a first sighting forgets this replica's counts, and the others' age out
-//!   within [`COUNT_TTL`] (announcing every first login would make their
-//!   commits queue on PostgreSQL's notification lock);
+//! Three rules keep it from ever answering with an outdated row, count or page:
+//! - every write evicts the subject and forgets every count and page, here
+//!   and (through [`invalidation`](super::invalidation)) on every other
+//!   replica; a first sighting forgets this replica's counts and pages, and
+//!   the others' age out within [`LIST_TTL`] (announcing every first login
+//!   would make their commits queue on PostgreSQL's notification lock), as
+//!   do the `last_seen_at` of the users in a page;
 //! - a read that began before a write cannot put its answer back: it takes
 //!   a [`Ticket`] before reading the database, and the answer is kept only
 //!   if no eviction that concerns it happened since;
@@ -24,9 +26,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use quick_cache::sync::Cache;
+use quick_cache::{Weighter, sync::Cache};
+use serde_json::value::RawValue;
 
-use super::User;
+use super::{User, query::ListQuery};
 
 /// Users kept at most (about 400 bytes each): every user active within
 /// [`USER_CACHE_TTL`] at well over a thousand new users a second.
@@ -34,6 +37,10 @@ const CAPACITY: usize = 50_000;
 
 /// Counts kept at most, one per search text.
 const COUNT_CAPACITY: usize = 1_000;
+
+/// Pages kept at most, by the bytes of their JSON and query: a few dozen
+/// pages of 50 users.
+const PAGE_BYTES: u64 = 1 << 20;
 
 /// Locks taken to count, shared by search texts by hash.
 const COUNT_STRIPES: usize = 64;
@@ -92,13 +99,36 @@ impl<T> Fresh<T> {
     }
 }
 
-/// How long a count is served: how long a first login through another
-/// replica may take to show in this one's counts.
-pub const COUNT_TTL: Duration = Duration::from_secs(1);
+/// How long a count or a page is served: how long a first login through
+/// another replica may take to show in this one's lists, and how far behind
+/// a listed user's `last_seen_at` may be.
+pub const LIST_TTL: Duration = Duration::from_secs(1);
 
-/// Taken before counting users; allows caching the count that read returns.
+/// Taken before reading a page or a count; allows caching what that read returns.
 #[derive(Debug, Clone, Copy)]
-pub struct CountTicket(u64);
+pub struct ListTicket(u64);
+
+/// A page of `GET /users` as read, and the count of all users its search matches.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Users matching the search, across all pages.
+    pub count: i64,
+    /// The page's users, as the JSON array the response carries: served
+    /// again without being written again.
+    pub results: Arc<RawValue>,
+}
+
+/// A page's weight: the bytes it holds.
+#[derive(Clone)]
+struct PageBytes;
+
+impl Weighter<ListQuery, Fresh<Page>> for PageBytes {
+    fn weight(&self, query: &ListQuery, page: &Fresh<Page>) -> u64 {
+        let search = query.search.as_ref().map_or(0, String::len);
+        let bytes = page.value.results.get().len() + search + size_of::<(ListQuery, Fresh<Page>)>();
+        u64::try_from(bytes).unwrap_or(u64::MAX)
+    }
+}
 
 /// A bounded, short-lived cache of what is known of each `sub`.
 #[derive(Clone)]
@@ -113,7 +143,9 @@ struct Shared {
     entries: Cache<String, Fresh<Cached>>,
     generations: Box<[Mutex<u64>]>,
     counts: Cache<Option<String>, Fresh<i64>>,
-    counts_generation: Mutex<u64>,
+    pages: Cache<ListQuery, Fresh<Page>, PageBytes>,
+    /// Bumped whenever the counts and pages are forgotten.
+    lists_generation: Mutex<u64>,
     counting: Box<[tokio::sync::Mutex<()>]>,
     hasher: RandomState,
     /// Until when entries may be served, in milliseconds since `epoch`.
@@ -129,7 +161,9 @@ impl Default for UserCache {
                 entries: Cache::new(CAPACITY),
                 generations: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
                 counts: Cache::new(COUNT_CAPACITY),
-                counts_generation: Mutex::new(0),
+                // Few entries, so few shards: each holds the largest page.
+                pages: Cache::with_weighter(64, PAGE_BYTES, PageBytes),
+                lists_generation: Mutex::new(0),
                 counting: (0..COUNT_STRIPES)
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
@@ -183,14 +217,14 @@ impl UserCache {
         }
     }
 
-    /// Forgets `sub` (written here or elsewhere) and every count, and
+    /// Forgets `sub` (written here or elsewhere) and every count and page, and
     /// refuses what reads begun before now would put back.
     pub fn evict(&self, sub: &str) {
         let mut generation = self.lock(self.stripe(sub));
         *generation += 1;
         self.shared.entries.remove(sub);
         drop(generation);
-        self.forget_counts();
+        self.forget_lists();
     }
 
     /// Forgets everything, and refuses what reads begun before now would put back.
@@ -199,7 +233,7 @@ impl UserCache {
             *self.lock(stripe) += 1;
         }
         self.shared.entries.clear();
-        self.forget_counts();
+        self.forget_lists();
     }
 
     /// The count of users matching `search`, unless the cache is not trusted now.
@@ -210,7 +244,18 @@ impl UserCache {
         self.shared
             .counts
             .get(search)
-            .and_then(|count| count.younger_than(COUNT_TTL))
+            .and_then(|count| count.younger_than(LIST_TTL))
+    }
+
+    /// The page `query` asks for, unless the cache is not trusted now.
+    pub fn page(&self, query: &ListQuery) -> Option<Page> {
+        if !self.is_trusted() {
+            return None;
+        }
+        self.shared
+            .pages
+            .get(query)
+            .and_then(|page| page.younger_than(LIST_TTL))
     }
 
     /// The lock held while counting users matching `search`: a request that
@@ -222,26 +267,36 @@ impl UserCache {
         &self.shared.counting[stripe as usize]
     }
 
-    /// Taken before counting users in the database.
-    pub fn count_ticket(&self) -> CountTicket {
-        CountTicket(*self.lock_counts())
+    /// Taken before reading a page or counting users in the database.
+    pub fn list_ticket(&self) -> ListTicket {
+        ListTicket(*self.lock_lists())
     }
 
     /// Keeps a count that a read which took `ticket` found, unless a user
     /// was written since the ticket was taken.
-    pub fn put_count(&self, ticket: CountTicket, search: Option<String>, count: i64) {
-        let generation = self.lock_counts();
+    pub fn put_count(&self, ticket: ListTicket, search: Option<String>, count: i64) {
+        let generation = self.lock_lists();
         if *generation == ticket.0 {
             self.shared.counts.insert(search, Fresh::now(count));
         }
     }
 
-    /// Forgets every count (a row was added, changed or removed), and
-    /// refuses what counts begun before now would put back.
-    pub fn forget_counts(&self) {
-        let mut generation = self.lock_counts();
+    /// Keeps a page that a read which took `ticket` found, unless a user
+    /// was written since the ticket was taken.
+    pub fn put_page(&self, ticket: ListTicket, query: ListQuery, page: Page) {
+        let generation = self.lock_lists();
+        if *generation == ticket.0 {
+            self.shared.pages.insert(query, Fresh::now(page));
+        }
+    }
+
+    /// Forgets every count and page (a row was added, changed or removed),
+    /// and refuses what reads begun before now would put back.
+    pub fn forget_lists(&self) {
+        let mut generation = self.lock_lists();
         *generation += 1;
         self.shared.counts.clear();
+        self.shared.pages.clear();
     }
 
     /// Whether entries may be served (false while evictions may be missed).
@@ -284,8 +339,8 @@ impl UserCache {
         (self.shared.hasher.hash_one(sub) % STRIPES as u64) as usize
     }
 
-    fn lock_counts(&self) -> MutexGuard<'_, u64> {
-        lock_counter(&self.shared.counts_generation)
+    fn lock_lists(&self) -> MutexGuard<'_, u64> {
+        lock_counter(&self.shared.lists_generation)
     }
 
     fn lock(&self, stripe: usize) -> MutexGuard<'_, u64> {
@@ -373,9 +428,9 @@ mod tests {
     fn a_count_is_forgotten_on_any_write_and_never_put_back_by_an_older_read() {
         let cache = UserCache::default();
         let all = None;
-        cache.put_count(cache.count_ticket(), all.clone(), 3);
+        cache.put_count(cache.list_ticket(), all.clone(), 3);
         assert_eq!(cache.count(&all), Some(3));
-        let ticket = cache.count_ticket();
+        let ticket = cache.list_ticket();
         cache.evict("someone");
         assert_eq!(cache.count(&all), None, "kept across a write");
         cache.put_count(ticket, all.clone(), 3);
@@ -384,11 +439,46 @@ mod tests {
             None,
             "a count read before the write kept"
         );
-        cache.put_count(cache.count_ticket(), all.clone(), 4);
-        cache.forget_counts();
+        cache.put_count(cache.list_ticket(), all.clone(), 4);
+        cache.forget_lists();
         assert_eq!(cache.count(&all), None, "kept across a first sighting");
-        cache.put_count(cache.count_ticket(), all.clone(), 4);
+        cache.put_count(cache.list_ticket(), all.clone(), 4);
         cache.distrust();
         assert_eq!(cache.count(&all), None, "served while untrusted");
+    }
+
+    #[test]
+    fn a_page_is_forgotten_on_any_write_and_never_put_back_by_an_older_read() {
+        let cache = UserCache::default();
+        let query = |raw: &str| {
+            let params = super::super::query::ListParams {
+                limit: Some(raw.to_owned()),
+                ..Default::default()
+            };
+            params.parse().expect("valid query")
+        };
+        let page = |count| Page {
+            count,
+            results: RawValue::from_string("[]".into()).expect("JSON").into(),
+        };
+        let served = |cache: &UserCache, q: &str| cache.page(&query(q)).map(|p| p.count);
+        cache.put_page(cache.list_ticket(), query("5"), page(1));
+        assert_eq!(served(&cache, "5"), Some(1));
+        assert_eq!(served(&cache, "6"), None, "another query");
+        let ticket = cache.list_ticket();
+        cache.evict("someone");
+        assert_eq!(served(&cache, "5"), None, "kept across a write");
+        cache.put_page(ticket, query("5"), page(1));
+        assert_eq!(
+            served(&cache, "5"),
+            None,
+            "a page read before the write kept"
+        );
+        cache.put_page(cache.list_ticket(), query("5"), page(2));
+        cache.forget_lists();
+        assert_eq!(served(&cache, "5"), None, "kept across a first sighting");
+        cache.put_page(cache.list_ticket(), query("5"), page(2));
+        cache.distrust();
+        assert_eq!(served(&cache, "5"), None, "served while untrusted");
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use serde::{Serialize, de::DeserializeOwned};
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::{
@@ -50,7 +51,8 @@ pub struct UserPage {
     /// The previous page's absolute URL, if any.
     pub previous: Option<String>,
     /// This page.
-    pub results: Vec<User>,
+    #[schema(value_type = Vec<User>)]
+    pub results: Arc<RawValue>,
 }
 
 /// The caller's own user, created on first sight.
@@ -84,13 +86,13 @@ pub async fn list(
     params: web::Query<ListParams>,
 ) -> Result<web::Json<UserPage>, ApiError> {
     let query = params.parse()?;
-    let (count, results) = service::list(&pool, &cache, query.clone()).await?;
-    let (next, previous) = query.page_links(&req, count);
+    let page = service::list(&pool, &cache, query.clone()).await?;
+    let (next, previous) = query.page_links(&req, page.count);
     Ok(web::Json(UserPage {
-        count,
+        count: page.count,
         next,
         previous,
-        results,
+        results: page.results,
     }))
 }
 

@@ -97,8 +97,8 @@ const TOMBSTONED: &str = "usergate: this subject is tombstoned";
 /// written): one statement, which the database refuses (a trigger, on both
 /// backends) when a tombstone exists, even one a concurrent delete commits
 /// while the insert waits on the unique index. No other replica is told: a
-/// new row changes no cached row, and their counts age out within
-/// [`COUNT_TTL`](super::cache::COUNT_TTL).
+/// new row changes no cached row, and their counts and pages age out within
+/// [`LIST_TTL`](super::cache::LIST_TTL).
 fn create_unless_tombstoned(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
     match single_write(conn, |conn| create(conn, new)) {
         Err(Error::DatabaseError(_, info)) if info.message() == TOMBSTONED => Err(Error::NotFound),

@@ -1,5 +1,6 @@
 //! What the `/users` endpoints do, each through one trip to the database
-//! off the actix workers; the cache is kept in step here. On SQLite a
+//! at most, off the actix workers; the cache is kept in step here, and
+//! answers a sighting or a page it holds without a trip. On SQLite a
 //! sighting reads apart from the writes, and so does an early page of the
 //! list, both on the worker when a connection is idle ([`db::read`]);
 //! first logins are committed together ([`db::write_together`]). On
@@ -10,7 +11,7 @@ use std::sync::Arc;
 
 use super::{
     UserCache,
-    cache::Cached,
+    cache::{Cached, Page},
     dto::CreateUser,
     model::{NewUser, User, UserChanges, now},
     query::ListQuery,
@@ -43,7 +44,7 @@ pub async fn sighting(
     let entry = match read {
         Ok((user, created)) => {
             if created {
-                cache.forget_counts();
+                cache.forget_lists();
             }
             Cached::User(Arc::new(user))
         }
@@ -128,22 +129,29 @@ fn touched(conn: &mut DbConnection, mut user: User) -> Result<User, DbError> {
     Ok(user)
 }
 
-/// One page of users and the count of all that match: counted once, then
-/// from the cache until a user is written or
-/// [`COUNT_TTL`](super::cache::COUNT_TTL) passes.
-pub async fn list(
-    pool: &DbPool,
-    cache: &UserCache,
-    query: ListQuery,
-) -> Result<(i64, Vec<User>), ApiError> {
+/// One page of users and the count of all that match: a page asked for
+/// again within [`LIST_TTL`](super::cache::LIST_TTL) comes from the cache,
+/// until a user is written; a count is read once for every page of a
+/// search in that time.
+pub async fn list(pool: &DbPool, cache: &UserCache, query: ListQuery) -> Result<Page, ApiError> {
+    let cached = cache.page(&query);
+    let result = if cached.is_some() { "hit" } else { "miss" };
+    metrics::counter!("usergate_page_cache_total", "result" => result).increment(1);
+    if let Some(page) = cached {
+        return Ok(page);
+    }
     let mut known = cache.count(&query.search);
     let counting = if known.is_none() {
         let lock = cache.counting(&query.search);
         let turn = match lock.try_lock() {
             Ok(turn) => Some(turn),
-            // Another request is counting: wait for it once, then use its count.
+            // Another request is counting: wait for it once, then use its
+            // count, or its page when it read this one.
             Err(_) => {
                 drop(lock.lock().await);
+                if let Some(page) = cache.page(&query) {
+                    return Ok(page);
+                }
                 None
             }
         };
@@ -152,22 +160,30 @@ pub async fn list(
     } else {
         None
     };
-    let ticket = cache.count_ticket();
+    let ticket = cache.list_ticket();
     let search = known.is_none().then(|| query.search.clone());
     // A counted early page in index order walks a thousand index entries
     // at most: on SQLite it is read on the worker when a connection is idle.
     let cheap = known.is_some() && query.walks_few_rows();
-    let page = move |conn: &mut _| Ok(repo::list(conn, &query, known)?);
+    let asked = query.clone();
+    let read = move |conn: &mut _| Ok(repo::list(conn, &asked, known)?);
     let (count, users) = if cheap {
-        db::read(pool, page).await?
+        db::read(pool, read).await?
     } else {
-        db::run(pool, page).await?
+        db::run(pool, read).await?
+    };
+    let results =
+        serde_json::value::to_raw_value(&users).map_err(|e| ApiError::Internal(e.into()))?;
+    let page = Page {
+        count,
+        results: results.into(),
     };
     if let Some(search) = search {
         cache.put_count(ticket, search, count);
     }
+    cache.put_page(ticket, query, page.clone());
     drop(counting);
-    Ok((count, users))
+    Ok(page)
 }
 
 /// Creates the user an admin asked for (lifting a tombstone); 409 when the

@@ -70,6 +70,23 @@ async fn seen_within(
     }
 }
 
+/// Polls B's first page of users until `done` holds for it, failing past [`WITHIN`].
+async fn listed_within(b: &TestApp, admin: &str, what: &str, done: impl Fn(&Value) -> bool) {
+    let start = Instant::now();
+    loop {
+        let page = b.list(admin, "").await;
+        if done(&page) {
+            return;
+        }
+        assert!(
+            start.elapsed() < WITHIN,
+            "{what}: B still lists {page} after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 fn refused_as(slug: &'static str) -> impl Fn(u16, &Value) -> bool {
     move |status, body| status == 403 && body["type"] == format!("urn:usergate:problem:{slug}")
 }
@@ -90,12 +107,21 @@ async fn a_rename_deactivation_deletion_and_recreation_through_one_replica_reach
     let sub = "auth0|fleet-user";
     let user = a.token(sub, &[]);
     let id = cached_on(&b, &user).await["id"].clone();
+    let renamed = |page: &Value| {
+        let listed = page["results"]
+            .as_array()
+            .and_then(|users| users.iter().find(|u| u["id"] == id));
+        listed.expect("the user is listed")["name"] == "Renamed"
+    };
+    // B keeps this page for a second: the rename must reach it too.
+    assert!(!renamed(&b.list(&admin, "").await), "renamed already");
 
     patch_user(&a, &admin, &id, json!({"name": "Renamed"})).await;
     seen_within(&b, &user, "rename", |s, u| {
         s == 200 && u["name"] == "Renamed"
     })
     .await;
+    listed_within(&b, &admin, "rename", renamed).await;
     patch_user(&a, &admin, &id, json!({"is_active": false})).await;
     seen_within(&b, &user, "deactivation", refused_as("user-inactive")).await;
     let r = a.delete(&format!("/users/{id}"), &admin).await;

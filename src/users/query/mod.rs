@@ -52,7 +52,7 @@ pub struct ListParams {
 }
 
 /// Rows per page, 1 to [`Limit::MAX`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Limit(i64);
 
 impl Limit {
@@ -78,7 +78,7 @@ impl Limit {
 }
 
 /// Rows skipped, at most `u32::MAX` so that `offset + limit` cannot overflow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Offset(i64);
 
 impl Offset {
@@ -117,7 +117,7 @@ fn whole_number(field: &str, raw: Option<&str>) -> Result<Option<u64>, RequestEr
 }
 
 /// Columns a list can be ordered by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OrderField {
     /// Row id (the default).
     Id,
@@ -128,7 +128,7 @@ pub enum OrderField {
 }
 
 /// A sort order asked for with `?ordering=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Ordering {
     /// Sort column.
     pub field: OrderField,
@@ -211,7 +211,7 @@ fn parse_search(raw: Option<&str>) -> Result<Option<String>, RequestError> {
 }
 
 /// A valid list request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ListQuery {
     /// Rows per page.
     pub limit: Limit,

@@ -6,7 +6,7 @@ use crate::{
     on_both_backends,
     support::{
         app::{ADMIN, ALL, Options, TestApp, id_of, ids, search, subs},
-        assert::{assert_problem, expect_json, header},
+        assert::{assert_problem, expect_json, header, metrics_text, sample},
         db::{Backend, day, seed, set_created_at},
     },
 };
@@ -18,6 +18,7 @@ on_both_backends!(
     hostile_search_text_matches_only_literally_and_never_fails,
     page_links_follow_forwarded_headers_only_from_trusted_proxies,
     the_count_follows_every_write_at_once,
+    a_page_asked_for_again_is_read_once_until_a_user_is_written,
 );
 
 // ---------------------------------------------------------------- listing
@@ -321,6 +322,65 @@ async fn the_count_follows_every_write_at_once(backend: Backend) {
         (json!(2), json!(0)),
         "after a delete"
     );
+}
+
+/// A page is kept for a second: asked for again, it is served without a
+/// query, until a write (a rename, a first sighting) shows in the next one.
+async fn a_page_asked_for_again_is_read_once_until_a_user_is_written(backend: Backend) {
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
+    let made = app
+        .create_user(&admin, json!({"sub": "auth0|paged", "name": "Before"}))
+        .await;
+    let (first, hits) = (app.list(&admin, "?limit=5").await, page_hits(&app).await);
+    let again = app.list(&admin, "?limit=5").await;
+    assert_eq!(again, first, "the same page");
+    assert_eq!(page_hits(&app).await, hits + 1.0, "served from the cache");
+    let other = app.list(&admin, "?limit=5&ordering=-id").await;
+    assert_eq!(
+        page_hits(&app).await,
+        hits + 1.0,
+        "another query is another page"
+    );
+    assert_eq!(other["count"], 2, "{other}");
+
+    let r = app
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("/users/{}", id_of(&made)),
+            &admin,
+            &json!({"name": "After"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "rename");
+    let renamed = app.list(&admin, "?limit=5").await;
+    assert_eq!(renamed["results"][1]["name"], "After", "{renamed}");
+    assert_eq!(
+        page_hits(&app).await,
+        hits + 1.0,
+        "read again after the rename"
+    );
+
+    expect_json(
+        app.get_me(&app.token("auth0|paged-newcomer", &[])).await,
+        200,
+        "first sight",
+    )
+    .await;
+    let grown = app.list(&admin, "?limit=5").await;
+    assert_eq!(grown["count"], 3, "{grown}");
+    assert_eq!(
+        grown["results"][2]["sub"], "auth0|paged-newcomer",
+        "{grown}"
+    );
+}
+
+/// How many pages this app served from its cache.
+async fn page_hits(app: &TestApp) -> f64 {
+    sample(
+        &metrics_text(app).await,
+        "usergate_page_cache_total",
+        "result=\"hit\"",
+    )
 }
 
 /// The count of all users and of those matching "findme".
