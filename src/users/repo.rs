@@ -43,6 +43,13 @@ pub fn find_by_sub(conn: &mut DbConnection, sub: &str) -> QueryResult<Option<Use
         .optional()
 }
 
+/// The columns of a [`User`], for the statements written as SQL text.
+macro_rules! user_columns {
+    () => {
+        "id, sub, email, name, is_active, created_at, updated_at, last_seen_at"
+    };
+}
+
 /// The rows of `subs` that exist, in one statement on PostgreSQL (one a
 /// subject elsewhere). The statement is planned for each batch: a plan
 /// cached while the table was small would scan it whole once it is not.
@@ -54,10 +61,11 @@ pub fn find_by_subs(conn: &mut DbConnection, subs: &[&str]) -> QueryResult<Vec<U
         }
         return Ok(found);
     };
-    diesel::sql_query(
-        "SELECT id, sub, email, name, is_active, created_at, updated_at, last_seen_at \
-         FROM users WHERE sub = ANY($1)",
-    )
+    diesel::sql_query(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE sub = ANY($1)"
+    ))
     .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(subs)
     .load(pg)
 }
@@ -110,38 +118,50 @@ fn create_unless_tombstoned(conn: &mut DbConnection, new: &NewUser<'_>) -> Query
 /// `new` whose `sub` has neither a row nor a tombstone, and returns those it
 /// inserted; the others, and a second row of one `sub`, are left out.
 /// `NotFound`, with nothing written, when a tombstone of one of them is
-/// committed after it was looked for: the trigger refuses the whole
-/// statement then. The rows go in in `sub` order, so that two replicas'
+/// committed after the statement looked for it: the trigger refuses the
+/// whole statement then. The rows go in in `sub` order, so that two
 /// batches wait on each other's index entries in one order and never
-/// deadlock. PostgreSQL only (a SQLite batch is a transaction of single
-/// inserts, [`write_together`](crate::db::write_together)).
+/// deadlock. Like [`find_by_subs`], planned for each batch. PostgreSQL only
+/// (a SQLite batch is a transaction of single inserts,
+/// [`write_together`](crate::db::write_together)).
 pub fn create_absent(conn: &mut DbConnection, new: &[NewUser<'_>]) -> QueryResult<Vec<User>> {
+    use diesel::sql_types::{Array, Bool, Nullable, Text, Timestamp};
     let DbConnection::Pg(pg) = conn else {
         return Err(Error::QueryBuilderError(
             "create_absent is for PostgreSQL".into(),
         ));
     };
-    let subs: Vec<&str> = new.iter().map(|row| row.sub).collect();
-    let tombstoned: Vec<String> = user_tombstones::table
-        .filter(user_tombstones::sub.eq_any(&subs))
-        .select(user_tombstones::sub)
-        .load(pg)?;
-    let mut rows: Vec<NewUser<'_>> = new
-        .iter()
-        .filter(|row| !tombstoned.iter().any(|sub| sub == row.sub))
-        .cloned()
-        .collect();
+    let mut rows = new.to_vec();
     rows.sort_unstable_by_key(|row| row.sub);
     rows.dedup_by_key(|row| row.sub);
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let inserted = diesel::insert_into(users::table)
-        .values(rows)
-        .on_conflict(users::sub)
-        .do_nothing()
-        .returning(User::as_returning())
-        .get_results(pg);
+    let subs: Vec<&str> = rows.iter().map(|row| row.sub).collect();
+    let emails: Vec<Option<&str>> = rows.iter().map(|row| row.email).collect();
+    let names: Vec<Option<&str>> = rows.iter().map(|row| row.name).collect();
+    let active: Vec<bool> = rows.iter().map(|row| row.is_active).collect();
+    let created: Vec<NaiveDateTime> = rows.iter().map(|row| row.created_at).collect();
+    let updated: Vec<NaiveDateTime> = rows.iter().map(|row| row.updated_at).collect();
+    let seen: Vec<Option<NaiveDateTime>> = rows.iter().map(|row| row.last_seen_at).collect();
+    let inserted = diesel::sql_query(concat!(
+        "INSERT INTO users (sub, email, name, is_active, created_at, updated_at, last_seen_at) \
+         SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7) \
+             AS arriving (sub, email, name, is_active, created_at, updated_at, last_seen_at) \
+         WHERE NOT EXISTS (SELECT 1 FROM user_tombstones WHERE user_tombstones.sub = arriving.sub) \
+         ORDER BY sub \
+         ON CONFLICT (sub) DO NOTHING \
+         RETURNING ",
+        user_columns!()
+    ))
+    .bind::<Array<Text>, _>(subs)
+    .bind::<Array<Nullable<Text>>, _>(emails)
+    .bind::<Array<Nullable<Text>>, _>(names)
+    .bind::<Array<Bool>, _>(active)
+    .bind::<Array<Timestamp>, _>(created)
+    .bind::<Array<Timestamp>, _>(updated)
+    .bind::<Array<Nullable<Timestamp>>, _>(seen)
+    .load(pg);
     match inserted {
         Err(Error::DatabaseError(_, info)) if info.message() == TOMBSTONED => Err(Error::NotFound),
         inserted => inserted,
