@@ -100,9 +100,10 @@ run() { # name path [token-file [cycle]]
       2>/dev/null | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//' \
       >"bench/profiles/$backend-$name.txt"
   fi
-  local rss
+  local rss peak
   rss="$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")"
-  echo "$name $line $rss $cpu $db_cpu" >>"$work/rows"
+  peak="$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")"
+  echo "$name $line $rss $peak $cpu $db_cpu" >>"$work/rows"
 }
 
 run healthz /healthz
@@ -147,18 +148,19 @@ peak="$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")"
   echo
   echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), loopback, wrk $threads threads."
   echo
-  echo "| row | requests/s | p50 ms | p99 ms | p99.9 ms | non-2xx | errors | RSS after (MB) | vs /healthz | usergate CPU µs/req | PostgreSQL CPU µs/req |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| row | requests/s | p50 ms | p99 ms | p99.9 ms | non-2xx | errors | RSS after (MB) | peak RSS so far (MB) | vs /healthz | usergate CPU µs/req | PostgreSQL CPU µs/req |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   base_rps=""
-  while read -r name _ requests secs p50 p99 p999 non2xx errors rss cpu db_cpu; do
+  while read -r name _ requests secs p50 p99 p999 non2xx errors rss peak_so_far cpu db_cpu; do
     rps="$(awk -v r="$requests" -v s="$secs" 'BEGIN { printf "%.0f", r / s }')"
     [ -z "$base_rps" ] && base_rps="$rps"
     ratio="$(awk -v a="$rps" -v b="$base_rps" 'BEGIN { printf "%.0f %%", 100 * a / b }')"
     per_request() { awk -v t="$1" -v r="$requests" -v hz="$hz" 'BEGIN { printf "%.0f", t * 1e6 / hz / r }'; }
     db_per_request="—"
     [ "$backend" = postgres ] && db_per_request="$(per_request "$db_cpu")"
-    printf '| %s | %s | %.2f | %.2f | %.2f | %s | %s | %.1f | %s | %s | %s |\n' \
-      "$name" "$rps" "$p50" "$p99" "$p999" "$non2xx" "$errors" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$ratio" \
+    mb() { awk -v k="$1" 'BEGIN { print k / 1024 }'; }
+    printf '| %s | %s | %.2f | %.2f | %.2f | %s | %s | %.1f | %.1f | %s | %s | %s |\n' \
+      "$name" "$rps" "$p50" "$p99" "$p999" "$non2xx" "$errors" "$(mb "$rss")" "$(mb "$peak_so_far")" "$ratio" \
       "$(per_request "$cpu")" "$db_per_request"
   done <"$work/rows"
   echo

@@ -78,7 +78,7 @@ fn main() -> anyhow::Result<()> {
     let user_cost = per_entry(users, || {
         for i in 0..users {
             let sub = format!("auth0|{i:024x}");
-            cache.put(cache.ticket(&sub), &sub, user(i));
+            cache.put(cache.ticket(&sub), user(i));
         }
         Ok(())
     })?;

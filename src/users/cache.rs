@@ -31,7 +31,7 @@ use serde_json::value::RawValue;
 
 use super::{User, query::ListQuery};
 
-/// Users kept at most (about 400 bytes each): every user active within
+/// Users kept at most (about 370 bytes each): every user active within
 /// [`USER_CACHE_TTL`] at well over a thousand new users a second.
 const CAPACITY: usize = 50_000;
 
@@ -68,12 +68,23 @@ pub enum Cached {
     /// Its row.
     User(Arc<User>),
     /// It has a tombstone: deleted by an admin.
-    Deleted,
+    Deleted(Arc<str>),
+}
+
+impl Cached {
+    /// The subject it is about.
+    fn sub(&self) -> &str {
+        match self {
+            Self::User(user) => &user.sub,
+            Self::Deleted(sub) => sub,
+        }
+    }
 }
 
 /// Taken before a database read; allows caching what that read returns.
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket {
+    hash: u64,
     stripe: usize,
     generation: u64,
 }
@@ -140,7 +151,9 @@ pub struct UserCache {
 pub struct WeakUserCache(Weak<Shared>);
 
 struct Shared {
-    entries: Cache<String, Fresh<Cached>>,
+    /// By the hash of the subject, which each entry holds too: a key costs
+    /// no copy of it.
+    entries: Cache<u64, Fresh<Cached>>,
     generations: Box<[Mutex<u64>]>,
     counts: Cache<Option<String>, Fresh<i64>>,
     pages: Cache<ListQuery, Fresh<Page>, PageBytes>,
@@ -193,36 +206,40 @@ impl UserCache {
     fn younger_than(&self, sub: &str, ttl: Duration) -> Option<Cached> {
         self.shared
             .entries
-            .get(sub)
+            .get(&self.hash(sub))
+            // Another subject of the same hash is not this one.
+            .filter(|entry| entry.value.sub() == sub)
             .and_then(|entry| entry.younger_than(ttl))
     }
 
     /// Taken before reading `sub` from the database.
     pub fn ticket(&self, sub: &str) -> Ticket {
-        let stripe = self.stripe(sub);
+        let hash = self.hash(sub);
+        let stripe = stripe(hash);
         Ticket {
+            hash,
             stripe,
             generation: *self.lock(stripe),
         }
     }
 
-    /// Keeps what a read that took `ticket` found, unless `sub` was evicted
-    /// since the ticket was taken (the read may predate a write).
-    pub fn put(&self, ticket: Ticket, sub: &str, entry: Cached) {
+    /// Keeps what a read that took `ticket` found about its subject, unless
+    /// that subject was evicted since the ticket was taken (the read may
+    /// predate a write).
+    pub fn put(&self, ticket: Ticket, entry: Cached) {
         let generation = self.lock(ticket.stripe);
         if *generation == ticket.generation {
-            self.shared
-                .entries
-                .insert(sub.to_owned(), Fresh::now(entry));
+            self.shared.entries.insert(ticket.hash, Fresh::now(entry));
         }
     }
 
     /// Forgets `sub` (written here or elsewhere) and every count and page, and
     /// refuses what reads begun before now would put back.
     pub fn evict(&self, sub: &str) {
-        let mut generation = self.lock(self.stripe(sub));
+        let hash = self.hash(sub);
+        let mut generation = self.lock(stripe(hash));
         *generation += 1;
-        self.shared.entries.remove(sub);
+        self.shared.entries.remove(&hash);
         drop(generation);
         self.forget_lists();
     }
@@ -335,8 +352,8 @@ impl UserCache {
         WeakUserCache(Arc::downgrade(&self.shared))
     }
 
-    fn stripe(&self, sub: &str) -> usize {
-        (self.shared.hasher.hash_one(sub) % STRIPES as u64) as usize
+    fn hash(&self, sub: &str) -> u64 {
+        self.shared.hasher.hash_one(sub)
     }
 
     fn lock_lists(&self) -> MutexGuard<'_, u64> {
@@ -346,6 +363,11 @@ impl UserCache {
     fn lock(&self, stripe: usize) -> MutexGuard<'_, u64> {
         lock_counter(&self.shared.generations[stripe % STRIPES])
     }
+}
+
+/// The eviction counter of the subject of hash `hash`.
+fn stripe(hash: u64) -> usize {
+    (hash % STRIPES as u64) as usize
 }
 
 /// A generation counter, locked: it is valid whatever a panicking holder
@@ -380,14 +402,25 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_answers_only_its_own_subject() {
+        let cache = UserCache::default();
+        // Kept under the hash of the ticket's subject, but not about it.
+        cache.put(cache.ticket("d"), user("e"));
+        assert!(cache.get("d").is_none(), "another subject's row served");
+        assert!(cache.get("e").is_none(), "kept under another hash");
+        cache.put(cache.ticket("d"), Cached::Deleted("d".into()));
+        assert!(matches!(cache.get("d"), Some(Cached::Deleted(sub)) if &*sub == "d"));
+    }
+
+    #[test]
     fn a_read_that_began_before_an_eviction_is_not_kept() {
         let cache = UserCache::default();
         let ticket = cache.ticket("a");
         cache.evict("a");
-        cache.put(ticket, "a", user("a"));
+        cache.put(ticket, user("a"));
         assert!(cache.get("a").is_none(), "stale read kept");
         let ticket = cache.ticket("a");
-        cache.put(ticket, "a", user("a"));
+        cache.put(ticket, user("a"));
         assert!(cache.get("a").is_some(), "fresh read kept");
     }
 
@@ -396,9 +429,9 @@ mod tests {
         let cache = UserCache::default();
         let ticket = cache.ticket("b");
         cache.flush();
-        cache.put(ticket, "b", user("b"));
+        cache.put(ticket, user("b"));
         assert!(cache.get("b").is_none(), "read from before the flush kept");
-        cache.put(cache.ticket("b"), "b", user("b"));
+        cache.put(cache.ticket("b"), user("b"));
         cache.distrust();
         assert!(cache.get("b").is_none(), "served while untrusted");
         assert!(cache.get_untrusted("b").is_some(), "kept for outages");
@@ -407,18 +440,18 @@ mod tests {
     #[test]
     fn trust_lapses_unless_renewed_and_comes_back_only_after_a_flush() {
         let cache = UserCache::default();
-        cache.put(cache.ticket("c"), "c", user("c"));
+        cache.put(cache.ticket("c"), user("c"));
         assert!(!cache.trust_until(Instant::now()), "a first lease");
         assert!(cache.get("c").is_none(), "served after the lease lapsed");
         let during = cache.ticket("c");
         assert!(cache.trust_until(Instant::now() + Duration::from_secs(60)));
         assert!(cache.get("c").is_none(), "kept across a lapse");
-        cache.put(during, "c", user("c"));
+        cache.put(during, user("c"));
         assert!(
             cache.get("c").is_none(),
             "a read begun during the lapse kept"
         );
-        cache.put(cache.ticket("c"), "c", user("c"));
+        cache.put(cache.ticket("c"), user("c"));
         assert!(cache.get("c").is_some(), "not trusted again");
         assert!(!cache.trust_until(Instant::now() + Duration::from_secs(60)));
         assert!(cache.get("c").is_some(), "a renewal in time flushed");

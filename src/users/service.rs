@@ -48,7 +48,7 @@ pub async fn sighting(
             }
             Cached::User(Arc::new(user))
         }
-        Err(e) if e.is_not_found() => Cached::Deleted,
+        Err(e) if e.is_not_found() => Cached::Deleted(sub.into()),
         // With no database to ask, what was seen moments ago is the best answer.
         Err(e) if e.is_unavailable() => {
             return cache
@@ -58,17 +58,17 @@ pub async fn sighting(
         }
         Err(e) => return Err(e.into()),
     };
-    cache.put(ticket, sub, entry.clone());
+    cache.put(ticket, entry.clone());
     match entry {
         Cached::User(user) => Ok(user),
-        Cached::Deleted => Err(ApiError::Deleted),
+        Cached::Deleted(_) => Err(ApiError::Deleted),
     }
 }
 
 /// The answer a cache entry gives, if it is recent enough to skip the database.
 fn recent(entry: Cached) -> Option<Result<Arc<User>, ApiError>> {
     match entry {
-        Cached::Deleted => Some(Err(ApiError::Deleted)),
+        Cached::Deleted(_) => Some(Err(ApiError::Deleted)),
         Cached::User(user) => repo::seen_recently(&user, now()).then_some(Ok(user)),
     }
 }

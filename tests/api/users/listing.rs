@@ -331,16 +331,24 @@ async fn a_page_asked_for_again_is_read_once_until_a_user_is_written(backend: Ba
     let made = app
         .create_user(&admin, json!({"sub": "auth0|paged", "name": "Before"}))
         .await;
-    let (first, hits) = (app.list(&admin, "?limit=5").await, page_hits(&app).await);
-    let again = app.list(&admin, "?limit=5").await;
-    assert_eq!(again, first, "the same page");
-    assert_eq!(page_hits(&app).await, hits + 1.0, "served from the cache");
+    // On PostgreSQL this replica hears of its own create a moment later,
+    // and forgets its pages then: a page read before may be read again once.
+    let first = app.list(&admin, "?limit=5").await;
+    let mut tries = 0;
+    loop {
+        let hits = page_hits(&app).await;
+        let again = app.list(&admin, "?limit=5").await;
+        assert_eq!(again, first, "the same page");
+        if page_hits(&app).await == hits + 1.0 {
+            break;
+        }
+        tries += 1;
+        assert!(tries < 50, "never served from the cache");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let hits = page_hits(&app).await;
     let other = app.list(&admin, "?limit=5&ordering=-id").await;
-    assert_eq!(
-        page_hits(&app).await,
-        hits + 1.0,
-        "another query is another page"
-    );
+    assert_eq!(page_hits(&app).await, hits, "another query is another page");
     assert_eq!(other["count"], 2, "{other}");
 
     let r = app
@@ -354,11 +362,7 @@ async fn a_page_asked_for_again_is_read_once_until_a_user_is_written(backend: Ba
     assert_eq!(r.status(), 200, "rename");
     let renamed = app.list(&admin, "?limit=5").await;
     assert_eq!(renamed["results"][1]["name"], "After", "{renamed}");
-    assert_eq!(
-        page_hits(&app).await,
-        hits + 1.0,
-        "read again after the rename"
-    );
+    assert_eq!(page_hits(&app).await, hits, "read again after the rename");
 
     expect_json(
         app.get_me(&app.token("auth0|paged-newcomer", &[])).await,
