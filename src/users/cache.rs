@@ -31,7 +31,7 @@ use serde_json::value::RawValue;
 
 use super::{User, query::ListQuery};
 
-/// Users kept at most (about 370 bytes each): every user active within
+/// Users kept at most (about 360 bytes each): every user active within
 /// [`USER_CACHE_TTL`] at well over a thousand new users a second.
 const CAPACITY: usize = 50_000;
 
