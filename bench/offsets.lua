@@ -1,6 +1,6 @@
 -- wrk script fragment: GET /users?limit=50&offset=K, K drawn from 0 to 950
--- for each request: about a thousand early pages, more than the page cache
--- holds, so nearly every page is read from the database (its count comes
+-- for each request: about a thousand early pages, ten times what the page
+-- cache holds, so most pages are read from the database (their count comes
 -- from the cache).
 local threads_set = 0
 

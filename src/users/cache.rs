@@ -42,6 +42,10 @@ const COUNT_CAPACITY: usize = 1_000;
 /// pages of 50 users.
 const PAGE_BYTES: u64 = 1 << 20;
 
+/// What a page costs beside its own bytes: the cache's bookkeeping for it
+/// and the header of its JSON's `Arc`, rounded up.
+const ENTRY_OVERHEAD: usize = 64;
+
 /// Locks taken to count, shared by search texts by hash.
 const COUNT_STRIPES: usize = 64;
 
@@ -129,14 +133,18 @@ pub struct Page {
     pub results: Arc<RawValue>,
 }
 
-/// A page's weight: the bytes it holds.
+/// A page's weight: the bytes it holds, about.
 #[derive(Clone)]
 struct PageBytes;
 
 impl Weighter<ListQuery, Fresh<Page>> for PageBytes {
     fn weight(&self, query: &ListQuery, page: &Fresh<Page>) -> u64 {
         let search = query.search.as_ref().map_or(0, String::len);
-        let bytes = page.value.results.get().len() + search + size_of::<(ListQuery, Fresh<Page>)>();
+        // The entry, and the cache's bookkeeping and the JSON's `Arc` beside it.
+        let bytes = page.value.results.get().len()
+            + search
+            + size_of::<(ListQuery, Fresh<Page>)>()
+            + ENTRY_OVERHEAD;
         u64::try_from(bytes).unwrap_or(u64::MAX)
     }
 }
@@ -253,15 +261,15 @@ impl UserCache {
         self.forget_lists();
     }
 
-    /// The count of users matching `search`, unless the cache is not trusted now.
-    pub fn count(&self, search: &Option<String>) -> Option<i64> {
+    /// The count of users matching `search` and when it was read, unless
+    /// the cache is not trusted now.
+    pub fn count(&self, search: &Option<String>) -> Option<(i64, Instant)> {
         if !self.is_trusted() {
             return None;
         }
-        self.shared
-            .counts
-            .get(search)
-            .and_then(|count| count.younger_than(LIST_TTL))
+        let count = self.shared.counts.get(search)?;
+        let read_at = count.read_at;
+        count.younger_than(LIST_TTL).map(|count| (count, read_at))
     }
 
     /// The page `query` asks for, unless the cache is not trusted now.
@@ -289,21 +297,40 @@ impl UserCache {
         ListTicket(*self.lock_lists())
     }
 
-    /// Keeps a count that a read which took `ticket` found, unless a user
-    /// was written since the ticket was taken.
-    pub fn put_count(&self, ticket: ListTicket, search: Option<String>, count: i64) {
+    /// Keeps a count that a read begun at `read_at`, which took `ticket`,
+    /// found, unless a user was written since the ticket was taken.
+    pub fn put_count(
+        &self,
+        ticket: ListTicket,
+        search: Option<String>,
+        count: i64,
+        read_at: Instant,
+    ) {
         let generation = self.lock_lists();
         if *generation == ticket.0 {
-            self.shared.counts.insert(search, Fresh::now(count));
+            self.shared.counts.insert(
+                search,
+                Fresh {
+                    value: count,
+                    read_at,
+                },
+            );
         }
     }
 
     /// Keeps a page that a read which took `ticket` found, unless a user
-    /// was written since the ticket was taken.
-    pub fn put_page(&self, ticket: ListTicket, query: ListQuery, page: Page) {
+    /// was written since the ticket was taken; it ages from `read_at`: when
+    /// its count was read (cached, maybe, before its rows were).
+    pub fn put_page(&self, ticket: ListTicket, query: ListQuery, page: Page, read_at: Instant) {
         let generation = self.lock_lists();
         if *generation == ticket.0 {
-            self.shared.pages.insert(query, Fresh::now(page));
+            self.shared.pages.insert(
+                query,
+                Fresh {
+                    value: page,
+                    read_at,
+                },
+            );
         }
     }
 
@@ -461,23 +488,21 @@ mod tests {
     fn a_count_is_forgotten_on_any_write_and_never_put_back_by_an_older_read() {
         let cache = UserCache::default();
         let all = None;
-        cache.put_count(cache.list_ticket(), all.clone(), 3);
-        assert_eq!(cache.count(&all), Some(3));
+        let count = |cache: &UserCache| cache.count(&all).map(|(count, _)| count);
+        let now = Instant::now();
+        cache.put_count(cache.list_ticket(), all.clone(), 3, now);
+        assert_eq!(count(&cache), Some(3));
         let ticket = cache.list_ticket();
         cache.evict("someone");
-        assert_eq!(cache.count(&all), None, "kept across a write");
-        cache.put_count(ticket, all.clone(), 3);
-        assert_eq!(
-            cache.count(&all),
-            None,
-            "a count read before the write kept"
-        );
-        cache.put_count(cache.list_ticket(), all.clone(), 4);
+        assert_eq!(count(&cache), None, "kept across a write");
+        cache.put_count(ticket, all.clone(), 3, now);
+        assert_eq!(count(&cache), None, "a count read before the write kept");
+        cache.put_count(cache.list_ticket(), all.clone(), 4, now);
         cache.forget_lists();
-        assert_eq!(cache.count(&all), None, "kept across a first sighting");
-        cache.put_count(cache.list_ticket(), all.clone(), 4);
+        assert_eq!(count(&cache), None, "kept across a first sighting");
+        cache.put_count(cache.list_ticket(), all.clone(), 4, now);
         cache.distrust();
-        assert_eq!(cache.count(&all), None, "served while untrusted");
+        assert_eq!(count(&cache), None, "served while untrusted");
     }
 
     #[test]
@@ -495,22 +520,27 @@ mod tests {
             results: RawValue::from_string("[]".into()).expect("JSON").into(),
         };
         let served = |cache: &UserCache, q: &str| cache.page(&query(q)).map(|p| p.count);
-        cache.put_page(cache.list_ticket(), query("5"), page(1));
+        cache.put_page(cache.list_ticket(), query("5"), page(1), Instant::now());
         assert_eq!(served(&cache, "5"), Some(1));
         assert_eq!(served(&cache, "6"), None, "another query");
         let ticket = cache.list_ticket();
         cache.evict("someone");
         assert_eq!(served(&cache, "5"), None, "kept across a write");
-        cache.put_page(ticket, query("5"), page(1));
+        cache.put_page(ticket, query("5"), page(1), Instant::now());
         assert_eq!(
             served(&cache, "5"),
             None,
             "a page read before the write kept"
         );
-        cache.put_page(cache.list_ticket(), query("5"), page(2));
+        cache.put_page(cache.list_ticket(), query("5"), page(2), Instant::now());
         cache.forget_lists();
         assert_eq!(served(&cache, "5"), None, "kept across a first sighting");
-        cache.put_page(cache.list_ticket(), query("5"), page(2));
+        cache.put_page(cache.list_ticket(), query("5"), page(2), Instant::now());
+        assert_eq!(served(&cache, "5"), Some(2));
+        // A page read with a count cached earlier ages from that count.
+        let counted = Instant::now() - LIST_TTL;
+        cache.put_page(cache.list_ticket(), query("7"), page(3), counted);
+        assert_eq!(served(&cache, "7"), None, "kept past its count's age");
         cache.distrust();
         assert_eq!(served(&cache, "5"), None, "served while untrusted");
     }

@@ -7,7 +7,7 @@
 //! PostgreSQL the sightings waiting are read together, and their first
 //! logins inserted together ([`Sightings`]).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use super::{
     UserCache,
@@ -134,11 +134,11 @@ fn touched(conn: &mut DbConnection, mut user: User) -> Result<User, DbError> {
 /// until a user is written; a count is read once for every page of a
 /// search in that time.
 pub async fn list(pool: &DbPool, cache: &UserCache, query: ListQuery) -> Result<Page, ApiError> {
-    let cached = cache.page(&query);
-    let result = if cached.is_some() { "hit" } else { "miss" };
-    metrics::counter!("usergate_page_cache_total", "result" => result).increment(1);
-    if let Some(page) = cached {
-        return Ok(page);
+    // Taken first: a write after it refuses what this request would keep,
+    // the count it finds in the cache included.
+    let ticket = cache.list_ticket();
+    if let Some(page) = cache.page(&query) {
+        return Ok(served_from_cache(page));
     }
     let mut known = cache.count(&query.search);
     let counting = if known.is_none() {
@@ -150,7 +150,7 @@ pub async fn list(pool: &DbPool, cache: &UserCache, query: ListQuery) -> Result<
             Err(_) => {
                 drop(lock.lock().await);
                 if let Some(page) = cache.page(&query) {
-                    return Ok(page);
+                    return Ok(served_from_cache(page));
                 }
                 None
             }
@@ -160,13 +160,15 @@ pub async fn list(pool: &DbPool, cache: &UserCache, query: ListQuery) -> Result<
     } else {
         None
     };
-    let ticket = cache.list_ticket();
+    metrics::counter!("usergate_page_cache_total", "result" => "miss").increment(1);
+    let read_at = Instant::now();
     let search = known.is_none().then(|| query.search.clone());
     // A counted early page in index order walks a thousand index entries
     // at most: on SQLite it is read on the worker when a connection is idle.
     let cheap = known.is_some() && query.walks_few_rows();
     let asked = query.clone();
-    let read = move |conn: &mut _| Ok(repo::list(conn, &asked, known)?);
+    let counted = known.map(|(count, _)| count);
+    let read = move |conn: &mut _| Ok(repo::list(conn, &asked, counted)?);
     let (count, users) = if cheap {
         db::read(pool, read).await?
     } else {
@@ -179,11 +181,19 @@ pub async fn list(pool: &DbPool, cache: &UserCache, query: ListQuery) -> Result<
         results: results.into(),
     };
     if let Some(search) = search {
-        cache.put_count(ticket, search, count);
+        cache.put_count(ticket, search, count, read_at);
     }
-    cache.put_page(ticket, query, page.clone());
+    // The page is as old as its count.
+    let counted_at = known.map_or(read_at, |(_, at)| at);
+    cache.put_page(ticket, query, page.clone(), counted_at);
     drop(counting);
     Ok(page)
+}
+
+/// `page`, counted as served from the cache.
+fn served_from_cache(page: Page) -> Page {
+    metrics::counter!("usergate_page_cache_total", "result" => "hit").increment(1);
+    page
 }
 
 /// Creates the user an admin asked for (lifting a tombstone); 409 when the
