@@ -18,7 +18,7 @@
 //!   and reads go to the database; trust comes back only after a flush.
 
 use std::{
-    hash::{BuildHasher, RandomState},
+    hash::{BuildHasher, Hash, RandomState},
     sync::{
         Arc, Mutex, MutexGuard, PoisonError, Weak,
         atomic::{AtomicU64, Ordering},
@@ -306,31 +306,33 @@ impl UserCache {
         count: i64,
         read_at: Instant,
     ) {
-        let generation = self.lock_lists();
-        if *generation == ticket.0 {
-            self.shared.counts.insert(
-                search,
-                Fresh {
-                    value: count,
-                    read_at,
-                },
-            );
-        }
+        self.keep_listed(ticket, &self.shared.counts, search, count, read_at);
     }
 
     /// Keeps a page that a read which took `ticket` found, unless a user
     /// was written since the ticket was taken; it ages from `read_at`: when
     /// its count was read (cached, maybe, before its rows were).
     pub fn put_page(&self, ticket: ListTicket, query: ListQuery, page: Page, read_at: Instant) {
+        self.keep_listed(ticket, &self.shared.pages, query, page, read_at);
+    }
+
+    /// Inserts `value`, read at `read_at`, in `cache` (the counts or the
+    /// pages) unless they were forgotten since `ticket` was taken.
+    fn keep_listed<K, V, W>(
+        &self,
+        ticket: ListTicket,
+        cache: &Cache<K, Fresh<V>, W>,
+        key: K,
+        value: V,
+        read_at: Instant,
+    ) where
+        K: Eq + Hash,
+        V: Clone,
+        W: Weighter<K, Fresh<V>> + Clone,
+    {
         let generation = self.lock_lists();
         if *generation == ticket.0 {
-            self.shared.pages.insert(
-                query,
-                Fresh {
-                    value: page,
-                    read_at,
-                },
-            );
+            cache.insert(key, Fresh { value, read_at });
         }
     }
 
